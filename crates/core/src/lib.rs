@@ -1,0 +1,21 @@
+//! The Switchboard domain: identifiers, addresses, roles, senders, contacts and messages.
+//!
+//! Nothing in this crate performs I/O or reads the clock: callers pass time in. That keeps every
+//! rule here testable with table and property tests.
+
+pub mod address;
+pub mod auth;
+pub mod channel;
+pub mod contact;
+pub mod ids;
+pub mod message;
+pub mod sender;
+pub mod time;
+pub mod user;
+pub mod validation;
+
+pub use address::{MessengerPsid, PhoneNumber, WhatsappUserId};
+pub use auth::{Permission, Role};
+pub use channel::Channel;
+pub use ids::*;
+pub use validation::{FieldError, ValidationErrors};

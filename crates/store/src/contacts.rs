@@ -1,0 +1,272 @@
+//! Contacts, matched by phone, WhatsApp user id (BSUID) or Messenger id.
+
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use switchboard_core::contact::{Contact, Locale};
+use switchboard_core::{ContactId, MessengerPsid, PhoneNumber, UserId, WhatsappUserId};
+
+use crate::rows::{at, ms, parse, parse_opt};
+use crate::{IdempotencyKey, Page, PageRequest, Result, Store, StoreError};
+
+#[derive(sqlx::FromRow)]
+struct ContactRow {
+    id: String,
+    name: Option<String>,
+    phone: Option<String>,
+    whatsapp_user_id: Option<String>,
+    messenger_psid: Option<String>,
+    locale: Option<String>,
+    owner_id: Option<String>,
+    fields: Json<Map<String, Value>>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl ContactRow {
+    fn into_contact(self) -> Result<Contact> {
+        Ok(Contact {
+            id: parse("contacts.id", &self.id)?,
+            name: self.name,
+            phone: self.phone.map(PhoneNumber::from_trusted),
+            whatsapp_user_id: self.whatsapp_user_id.map(WhatsappUserId::from_trusted),
+            messenger_psid: self.messenger_psid.map(MessengerPsid::from_trusted),
+            locale: self.locale.map(Locale::from_trusted),
+            owner_id: parse_opt::<UserId>("contacts.owner_id", self.owner_id.as_deref())?,
+            fields: self.fields.0,
+            created_at: at(self.created_at),
+            updated_at: at(self.updated_at),
+        })
+    }
+}
+
+const COLUMNS: &str = "id, name, phone, whatsapp_user_id, messenger_psid, locale, owner_id, \
+    fields, created_at, updated_at";
+
+/// Filters for listing contacts.
+#[derive(Clone, Debug, Default)]
+pub struct ContactFilter {
+    /// Matches names containing it (any case) and phones containing its digits.
+    pub q: Option<String>,
+    pub owner_id: Option<UserId>,
+}
+
+/// Refuses a contact whose phone, BSUID or PSID belongs to another contact, naming the field and
+/// the contact that holds it. Runs inside the write transaction.
+macro_rules! ensure_addresses_free {
+    ($tx:ident, $contact:expr) => {
+        let addresses = [
+            ("phone", $contact.phone.as_ref().map(|a| a.as_str())),
+            (
+                "whatsapp_user_id",
+                $contact.whatsapp_user_id.as_ref().map(|a| a.as_str()),
+            ),
+            (
+                "messenger_psid",
+                $contact.messenger_psid.as_ref().map(|a| a.as_str()),
+            ),
+        ];
+        for (field, value) in addresses {
+            let Some(value) = value else { continue };
+            // The column name comes from the fixed list above, never from input.
+            let sql = format!("SELECT id FROM contacts WHERE {field} = $1 AND id <> $2");
+            let holder: Option<(String,)> = sqlx::query_as(&sql)
+                .bind(value)
+                .bind($contact.id.to_string())
+                .fetch_optional(&mut *$tx)
+                .await?;
+            if let Some((existing,)) = holder {
+                return Err(StoreError::Conflict {
+                    field: field.to_owned(),
+                    existing_id: Some(existing),
+                });
+            }
+        }
+    };
+}
+
+impl Store {
+    /// Creates a contact, recording `idempotency` in the same transaction.
+    pub async fn create_contact(
+        &self,
+        contact: &Contact,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<()> {
+        let fields = Json(&contact.fields);
+        write_tx!(self, |tx| {
+            ensure_addresses_free!(tx, contact);
+            sqlx::query(
+                "INSERT INTO contacts (id, name, phone, whatsapp_user_id, messenger_psid, locale, \
+                 owner_id, fields, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(contact.id.to_string())
+            .bind(&contact.name)
+            .bind(contact.phone.as_ref().map(PhoneNumber::as_str))
+            .bind(
+                contact
+                    .whatsapp_user_id
+                    .as_ref()
+                    .map(WhatsappUserId::as_str),
+            )
+            .bind(contact.messenger_psid.as_ref().map(MessengerPsid::as_str))
+            .bind(contact.locale.as_ref().map(Locale::as_str))
+            .bind(contact.owner_id.map(|u| u.to_string()))
+            .bind(fields)
+            .bind(ms(contact.created_at))
+            .bind(ms(contact.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| owner_reference(e, contact))?;
+            record_idempotency!(
+                tx,
+                idempotency,
+                "contact",
+                contact.id.to_string(),
+                contact.created_at
+            );
+        });
+        Ok(())
+    }
+
+    pub async fn get_contact(&self, id: ContactId) -> Result<Contact> {
+        let sql = format!("SELECT {COLUMNS} FROM contacts WHERE id = $1");
+        let row: Option<ContactRow> = read_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(id.to_string())
+                .fetch_optional(db)
+                .await?
+        });
+        row.ok_or(StoreError::NotFound)?.into_contact()
+    }
+
+    /// The contact known by any of these addresses (R1.7: a WhatsApp user may be matched by
+    /// phone or by BSUID).
+    pub async fn find_contact_by_address(
+        &self,
+        phone: Option<&PhoneNumber>,
+        whatsapp_user_id: Option<&WhatsappUserId>,
+        messenger_psid: Option<&MessengerPsid>,
+    ) -> Result<Option<Contact>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM contacts WHERE phone = $1 OR whatsapp_user_id = $2 \
+             OR messenger_psid = $3 ORDER BY id LIMIT 1"
+        );
+        let row: Option<ContactRow> = read_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(phone.map(PhoneNumber::as_str))
+                .bind(whatsapp_user_id.map(WhatsappUserId::as_str))
+                .bind(messenger_psid.map(MessengerPsid::as_str))
+                .fetch_optional(db)
+                .await?
+        });
+        row.map(ContactRow::into_contact).transpose()
+    }
+
+    pub async fn list_contacts(
+        &self,
+        filter: &ContactFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Contact>> {
+        let (name_pattern, phone_pattern) = match filter.q.as_deref().map(str::trim) {
+            Some(q) if !q.is_empty() => {
+                let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+                (
+                    Some(format!("%{}%", escape_like(&q.to_lowercase()))),
+                    (!digits.is_empty()).then(|| format!("%{digits}%")),
+                )
+            }
+            _ => (None, None),
+        };
+        let (after, order) = page.keyset("id", 4);
+        let sql = format!(
+            "SELECT {COLUMNS} FROM contacts WHERE \
+             (CAST($1 AS TEXT) IS NULL OR LOWER(COALESCE(name, '')) LIKE $1 ESCAPE '\\' \
+              OR phone LIKE $2 OR whatsapp_user_id = $5 OR messenger_psid = $5) \
+             AND (CAST($3 AS TEXT) IS NULL OR owner_id = $3) AND {after} \
+             ORDER BY {order} LIMIT $6"
+        );
+        let exact = filter.q.as_deref().map(str::trim);
+        let rows: Vec<ContactRow> = read_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(&name_pattern)
+                .bind(&phone_pattern)
+                .bind(filter.owner_id.map(|u| u.to_string()))
+                .bind(&page.after)
+                .bind(exact)
+                .bind(page.fetch_limit())
+                .fetch_all(db)
+                .await?
+        });
+        let contacts = rows
+            .into_iter()
+            .map(ContactRow::into_contact)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(contacts, page, |c| c.id.to_string()))
+    }
+
+    pub async fn update_contact(&self, contact: &Contact) -> Result<()> {
+        let fields = Json(&contact.fields);
+        write_tx!(self, |tx| {
+            ensure_addresses_free!(tx, contact);
+            let updated = sqlx::query(
+                "UPDATE contacts SET name = $2, phone = $3, whatsapp_user_id = $4, \
+                 messenger_psid = $5, locale = $6, owner_id = $7, fields = $8, updated_at = $9 \
+                 WHERE id = $1",
+            )
+            .bind(contact.id.to_string())
+            .bind(&contact.name)
+            .bind(contact.phone.as_ref().map(PhoneNumber::as_str))
+            .bind(
+                contact
+                    .whatsapp_user_id
+                    .as_ref()
+                    .map(WhatsappUserId::as_str),
+            )
+            .bind(contact.messenger_psid.as_ref().map(MessengerPsid::as_str))
+            .bind(contact.locale.as_ref().map(Locale::as_str))
+            .bind(contact.owner_id.map(|u| u.to_string()))
+            .bind(fields)
+            .bind(ms(contact.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| owner_reference(e, contact))?
+            .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+        });
+        Ok(())
+    }
+
+    /// Deletes a contact with no message history; one with history is [`StoreError::InUse`].
+    pub async fn delete_contact(&self, id: ContactId) -> Result<()> {
+        let deleted = write_tx!(self, |tx| {
+            sqlx::query("DELETE FROM contacts WHERE id = $1")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+/// The only foreign key a contact write can break is its owner.
+fn owner_reference(error: sqlx::Error, contact: &Contact) -> StoreError {
+    match StoreError::from(error) {
+        StoreError::InUse => StoreError::MissingReference {
+            field: "owner_id".to_owned(),
+            id: contact.owner_id.map(|u| u.to_string()).unwrap_or_default(),
+        },
+        other => other,
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

@@ -1,0 +1,194 @@
+//! Persistence for Switchboard on SQLite (the embedded default) and PostgreSQL.
+//!
+//! [`Store`] is an enum over the two backends. Each method is written once: the [`read_pool!`] and
+//! [`write_tx!`] macros expand its body for each backend's native connection type, so the SQL text
+//! and the row mapping are shared while each backend keeps its own types, pool layout and
+//! transaction discipline. Methods take and return domain types; no sqlx type leaks out.
+
+mod error;
+#[macro_use]
+mod macros;
+mod rows;
+
+pub mod contacts;
+pub mod conversations;
+pub mod idempotency;
+pub mod messages;
+pub mod page;
+pub mod senders;
+pub mod tokens;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use error::StoreError;
+pub use idempotency::{IdempotencyHit, IdempotencyKey};
+pub use page::{Order, Page, PageRequest};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Chooses the backend from the URL's scheme, and refuses any other scheme loudly.
+    pub fn from_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Config(
+                "the database URL must start with sqlite: or postgres://".to_owned(),
+            ))
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// SQLite allows one writer at a time, so writes go through a single connection that opens
+/// every transaction with `BEGIN IMMEDIATE` (a deferred transaction that reads and then writes
+/// can fail with SQLITE_BUSY_SNAPSHOT, which busy_timeout does not cover); reads use a pool.
+#[derive(Clone, Debug)]
+pub struct SqliteBackend {
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
+}
+
+#[derive(Clone, Debug)]
+pub struct PgBackend {
+    pub(crate) pool: PgPool,
+}
+
+/// The database. Cheap to clone: the pools are reference-counted.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqliteBackend),
+    Postgres(PgBackend),
+}
+
+impl Store {
+    /// Opens the database the URL names (creating an SQLite file if needed) and runs the
+    /// pending migrations before returning.
+    pub async fn open(url: &str) -> Result<Self> {
+        let store = match Backend::from_url(url)? {
+            Backend::Sqlite => Store::Sqlite(open_sqlite(url).await?),
+            Backend::Postgres => Store::Postgres(open_postgres(url).await?),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(b) => sqlx::migrate!("./migrations/sqlite").run(&b.writer).await?,
+            Store::Postgres(b) => sqlx::migrate!("./migrations/postgres").run(&b.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Answers whether the database is reachable, for the health check.
+    pub async fn ping(&self) -> Result<()> {
+        read_pool!(self, |db| {
+            sqlx::query("SELECT 1").execute(db).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes the pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(b) => {
+                b.writer.close().await;
+                b.reader.close().await;
+            }
+            Store::Postgres(b) => b.pool.close().await,
+        }
+    }
+}
+
+async fn open_sqlite(url: &str) -> Result<SqliteBackend> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options.read_only(true))
+        .await?;
+    Ok(SqliteBackend { writer, reader })
+}
+
+async fn open_postgres(url: &str) -> Result<PgBackend> {
+    let options = PgConnectOptions::from_str(url)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+    Ok(PgBackend { pool })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_chooses_the_backend() {
+        assert_eq!(Backend::from_url("sqlite://x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::from_url("sqlite:x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert!(Backend::from_url("mysql://u@h/db").is_err());
+    }
+
+    #[test]
+    fn both_backends_have_the_same_migrations() {
+        let names = |dir: &str| {
+            let mut v: Vec<String> =
+                std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names("sqlite"), names("postgres"));
+        assert!(!names("sqlite").is_empty());
+    }
+}

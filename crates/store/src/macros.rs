@@ -1,0 +1,78 @@
+//! Expands one method body for each backend.
+//!
+//! The body is type-checked once per backend against that backend's native connection, so the
+//! SQL text and row mapping are written once without generic trait bounds over
+//! `sqlx::Database`.
+
+/// Runs `$body` with `$db` bound to a read pool (`&SqlitePool` or `&PgPool`).
+macro_rules! read_pool {
+    ($store:expr, |$db:ident| $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite(backend) => {
+                let $db = &backend.reader;
+                $body
+            }
+            $crate::Store::Postgres(backend) => {
+                let $db = &backend.pool;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` in a write transaction with `$tx` bound to `&mut` the connection, and commits
+/// when the body yields a value. An early return through `?` drops the transaction, which rolls
+/// it back. On SQLite the transaction opens with `BEGIN IMMEDIATE` on the single writer.
+macro_rules! write_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite(backend) => {
+                let mut guard = backend.writer.begin_with("BEGIN IMMEDIATE").await?;
+                let value = {
+                    let $tx = &mut *guard;
+                    $body
+                };
+                guard.commit().await?;
+                value
+            }
+            $crate::Store::Postgres(backend) => {
+                let mut guard = backend.pool.begin().await?;
+                let value = {
+                    let $tx = &mut *guard;
+                    $body
+                };
+                guard.commit().await?;
+                value
+            }
+        }
+    };
+}
+
+/// Records `$key` (an `Option<&IdempotencyKey>`) for the resource being created, inside the
+/// caller's write transaction. A key taken concurrently fails the transaction with a conflict on
+/// `idempotency_key`, and the caller looks the first result up.
+macro_rules! record_idempotency {
+    ($tx:ident, $key:expr, $kind:expr, $id:expr, $now:expr) => {
+        if let Some(key) = $key {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, resource_kind, \
+                 resource_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&key.scope)
+            .bind(&key.key)
+            .bind(&key.request_hash)
+            .bind($kind)
+            .bind($id)
+            .bind($crate::rows::ms($now))
+            .execute(&mut *$tx)
+            .await
+            .map_err(|e| match $crate::StoreError::from(e) {
+                $crate::StoreError::Conflict { .. } => $crate::StoreError::Conflict {
+                    field: "idempotency_key".to_owned(),
+                    existing_id: None,
+                },
+                other => other,
+            })?;
+        }
+    };
+}

@@ -1,0 +1,352 @@
+//! The message record and its status timeline.
+
+use serde_json::Value;
+use sqlx::types::Json;
+use switchboard_core::message::{
+    DeliveryStatus, Media, Message, MessageError, StatusEvent, TemplateRef,
+};
+use switchboard_core::{Channel, ContactId, ConversationId, MessageId, SenderId};
+use time::OffsetDateTime;
+
+use crate::rows::{at, json_value, ms, parse, parse_opt};
+use crate::{Page, PageRequest, Result, Store, StoreError};
+
+/// A message row, joined with one of its status events (or none).
+#[derive(sqlx::FromRow)]
+struct MessageEventRow {
+    id: String,
+    direction: String,
+    channel: String,
+    sender_id: String,
+    contact_id: String,
+    conversation_id: Option<String>,
+    text: Option<String>,
+    template: Option<Json<Value>>,
+    media: Option<Json<Value>>,
+    channel_template_type: String,
+    status: String,
+    provider_message_id: Option<String>,
+    error_code: Option<String>,
+    error_provider_code: Option<String>,
+    error_reason: Option<String>,
+    provider_timestamp: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    e_status: Option<String>,
+    e_at: Option<i64>,
+    e_error_code: Option<String>,
+    e_error_provider_code: Option<String>,
+    e_error_reason: Option<String>,
+}
+
+fn message_error(
+    code: Option<String>,
+    provider_code: Option<String>,
+    reason: Option<String>,
+) -> Option<MessageError> {
+    code.map(|code| MessageError {
+        code,
+        provider_code,
+        reason: reason.unwrap_or_default(),
+    })
+}
+
+/// Folds joined rows into messages with their timelines, keeping the rows' order.
+fn fold_messages(rows: Vec<MessageEventRow>) -> Result<Vec<Message>> {
+    let mut messages: Vec<Message> = Vec::new();
+    for row in rows {
+        let same = messages
+            .last()
+            .is_some_and(|m: &Message| m.id.to_string() == row.id);
+        if !same {
+            messages.push(Message {
+                id: parse("messages.id", &row.id)?,
+                direction: parse("messages.direction", &row.direction)?,
+                channel: parse("messages.channel", &row.channel)?,
+                sender_id: parse("messages.sender_id", &row.sender_id)?,
+                contact_id: parse("messages.contact_id", &row.contact_id)?,
+                conversation_id: parse_opt(
+                    "messages.conversation_id",
+                    row.conversation_id.as_deref(),
+                )?,
+                text: row.text,
+                template: row
+                    .template
+                    .map(|t| json_value::<TemplateRef>("messages.template", t.0))
+                    .transpose()?,
+                media: row
+                    .media
+                    .map(|m| json_value::<Media>("messages.media", m.0))
+                    .transpose()?,
+                channel_template_type: parse(
+                    "messages.channel_template_type",
+                    &row.channel_template_type,
+                )?,
+                status: parse("messages.status", &row.status)?,
+                status_history: Vec::new(),
+                provider_message_id: row.provider_message_id,
+                error: message_error(row.error_code, row.error_provider_code, row.error_reason),
+                provider_timestamp: row.provider_timestamp.map(at),
+                created_at: at(row.created_at),
+                updated_at: at(row.updated_at),
+            });
+        }
+        if let (Some(status), Some(when)) = (row.e_status, row.e_at) {
+            let message = messages.last_mut().expect("pushed above");
+            message.status_history.push(StatusEvent {
+                status: parse("message_status_events.status", &status)?,
+                at: at(when),
+                error: message_error(
+                    row.e_error_code,
+                    row.e_error_provider_code,
+                    row.e_error_reason,
+                ),
+            });
+        }
+    }
+    Ok(messages)
+}
+
+const SELECT_JOINED: &str = "SELECT m.id, m.direction, m.channel, m.sender_id, m.contact_id, \
+    m.conversation_id, m.text, m.template, m.media, m.channel_template_type, m.status, \
+    m.provider_message_id, m.error_code, m.error_provider_code, m.error_reason, \
+    m.provider_timestamp, m.created_at, m.updated_at, e.status AS e_status, e.at AS e_at, \
+    e.error_code AS e_error_code, e.error_provider_code AS e_error_provider_code, \
+    e.error_reason AS e_error_reason";
+
+/// Filters for the message history. Every field narrows the list.
+#[derive(Clone, Debug, Default)]
+pub struct MessageFilter {
+    pub contact_id: Option<ContactId>,
+    pub sender_id: Option<SenderId>,
+    pub conversation_id: Option<ConversationId>,
+    pub channel: Option<Channel>,
+    pub direction: Option<switchboard_core::message::Direction>,
+    pub status: Option<DeliveryStatus>,
+    /// Created at or after.
+    pub since: Option<OffsetDateTime>,
+    /// Created before.
+    pub until: Option<OffsetDateTime>,
+}
+
+/// Appends one status event to a message's timeline inside the caller's transaction.
+macro_rules! push_status_event {
+    ($tx:ident, $id:expr, $event:expr) => {{
+        let (next,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM message_status_events WHERE message_id = $1",
+        )
+        .bind($id)
+        .fetch_one(&mut *$tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO message_status_events (message_id, seq, status, at, error_code, \
+             error_provider_code, error_reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind($id)
+        .bind(next)
+        .bind($event.status.as_str())
+        .bind(ms($event.at))
+        .bind($event.error.as_ref().map(|e| e.code.as_str()))
+        .bind(
+            $event
+                .error
+                .as_ref()
+                .and_then(|e| e.provider_code.as_deref()),
+        )
+        .bind($event.error.as_ref().map(|e| e.reason.as_str()))
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+impl Store {
+    /// Inserts a message with its timeline so far. A provider message id seen before (a
+    /// webhook delivered twice) is a [`StoreError::Conflict`] naming the message that has it.
+    pub async fn insert_message(&self, message: &Message) -> Result<()> {
+        if !message.has_content() {
+            return Err(StoreError::Corrupt(
+                "a message needs text, a template or media".to_owned(),
+            ));
+        }
+        let template = message.template.as_ref().map(Json);
+        let media = message.media.as_ref().map(Json);
+        let id = message.id.to_string();
+        let result: Result<()> = async {
+            write_tx!(self, |tx| {
+                sqlx::query(
+                    "INSERT INTO messages (id, direction, channel, sender_id, contact_id, \
+                     conversation_id, text, template, media, channel_template_type, status, \
+                     provider_message_id, error_code, error_provider_code, error_reason, \
+                     provider_timestamp, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, \
+                     $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                )
+                .bind(&id)
+                .bind(message.direction.as_str())
+                .bind(message.channel.as_str())
+                .bind(message.sender_id.to_string())
+                .bind(message.contact_id.to_string())
+                .bind(message.conversation_id.map(|c| c.to_string()))
+                .bind(&message.text)
+                .bind(template)
+                .bind(media)
+                .bind(message.channel_template_type.as_str())
+                .bind(message.status.as_str())
+                .bind(&message.provider_message_id)
+                .bind(message.error.as_ref().map(|e| e.code.as_str()))
+                .bind(
+                    message
+                        .error
+                        .as_ref()
+                        .and_then(|e| e.provider_code.as_deref()),
+                )
+                .bind(message.error.as_ref().map(|e| e.reason.as_str()))
+                .bind(message.provider_timestamp.map(ms))
+                .bind(ms(message.created_at))
+                .bind(ms(message.updated_at))
+                .execute(&mut *tx)
+                .await?;
+                for event in &message.status_history {
+                    push_status_event!(tx, &id, event);
+                }
+            });
+            Ok(())
+        }
+        .await;
+        match result {
+            Err(StoreError::Conflict { field, .. }) if field == "provider_message_id" => {
+                let existing = match &message.provider_message_id {
+                    Some(pid) => self
+                        .find_message_by_provider_id(message.channel, pid)
+                        .await?
+                        .map(|m| m.id.to_string()),
+                    None => None,
+                };
+                Err(StoreError::Conflict {
+                    field,
+                    existing_id: existing,
+                })
+            }
+            Err(StoreError::InUse) => Err(StoreError::MissingReference {
+                field: "message".to_owned(),
+                id: "sender, contact or conversation".to_owned(),
+            }),
+            other => other,
+        }
+    }
+
+    pub async fn get_message(&self, id: MessageId) -> Result<Message> {
+        let sql = format!(
+            "{SELECT_JOINED} FROM messages m LEFT JOIN message_status_events e \
+             ON e.message_id = m.id WHERE m.id = $1 ORDER BY e.seq"
+        );
+        let rows: Vec<MessageEventRow> = read_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(id.to_string())
+                .fetch_all(db)
+                .await?
+        });
+        fold_messages(rows)?.pop().ok_or(StoreError::NotFound)
+    }
+
+    pub async fn find_message_by_provider_id(
+        &self,
+        channel: Channel,
+        provider_message_id: &str,
+    ) -> Result<Option<Message>> {
+        let sql = format!(
+            "{SELECT_JOINED} FROM messages m LEFT JOIN message_status_events e \
+             ON e.message_id = m.id WHERE m.channel = $1 AND m.provider_message_id = $2 \
+             ORDER BY e.seq"
+        );
+        let rows: Vec<MessageEventRow> = read_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(channel.as_str())
+                .bind(provider_message_id)
+                .fetch_all(db)
+                .await?
+        });
+        Ok(fold_messages(rows)?.pop())
+    }
+
+    pub async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Message>> {
+        let (after, order) = page.keyset("id", 9);
+        let (_, outer_order) = page.keyset("m.id", 9);
+        let sql = format!(
+            "{SELECT_JOINED} FROM (SELECT * FROM messages WHERE \
+             (CAST($1 AS TEXT) IS NULL OR contact_id = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR sender_id = $2) \
+             AND (CAST($3 AS TEXT) IS NULL OR conversation_id = $3) \
+             AND (CAST($4 AS TEXT) IS NULL OR channel = $4) \
+             AND (CAST($5 AS TEXT) IS NULL OR direction = $5) \
+             AND (CAST($6 AS TEXT) IS NULL OR status = $6) \
+             AND (CAST($7 AS BIGINT) IS NULL OR created_at >= $7) \
+             AND (CAST($8 AS BIGINT) IS NULL OR created_at < $8) \
+             AND {after} ORDER BY {order} LIMIT $10) m \
+             LEFT JOIN message_status_events e ON e.message_id = m.id \
+             ORDER BY {outer_order}, e.seq"
+        );
+        let rows: Vec<MessageEventRow> = read_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(filter.contact_id.map(|v| v.to_string()))
+                .bind(filter.sender_id.map(|v| v.to_string()))
+                .bind(filter.conversation_id.map(|v| v.to_string()))
+                .bind(filter.channel.map(Channel::as_str))
+                .bind(filter.direction.map(|d| d.as_str()))
+                .bind(filter.status.map(DeliveryStatus::as_str))
+                .bind(filter.since.map(ms))
+                .bind(filter.until.map(ms))
+                .bind(&page.after)
+                .bind(page.fetch_limit())
+                .fetch_all(db)
+                .await?
+        });
+        Ok(Page::from_overfetch(fold_messages(rows)?, page, |m| {
+            m.id.to_string()
+        }))
+    }
+
+    /// Moves a message to a new status if that is a step forward, appending it to the
+    /// timeline. Returns whether anything changed: a late or repeated status is ignored.
+    pub async fn record_status(&self, id: MessageId, event: &StatusEvent) -> Result<bool> {
+        let id = id.to_string();
+        let changed = write_tx!(self, |tx| {
+            let current: Option<(String,)> =
+                sqlx::query_as("SELECT status FROM messages WHERE id = $1")
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let current: DeliveryStatus =
+                parse("messages.status", &current.ok_or(StoreError::NotFound)?.0)?;
+            if !current.can_advance_to(event.status) {
+                false
+            } else {
+                sqlx::query(
+                    "UPDATE messages SET status = $2, updated_at = $3, \
+                     error_code = COALESCE($4, error_code), \
+                     error_provider_code = COALESCE($5, error_provider_code), \
+                     error_reason = COALESCE($6, error_reason) WHERE id = $1",
+                )
+                .bind(&id)
+                .bind(event.status.as_str())
+                .bind(ms(event.at))
+                .bind(event.error.as_ref().map(|e| e.code.as_str()))
+                .bind(
+                    event
+                        .error
+                        .as_ref()
+                        .and_then(|e| e.provider_code.as_deref()),
+                )
+                .bind(event.error.as_ref().map(|e| e.reason.as_str()))
+                .execute(&mut *tx)
+                .await?;
+                push_status_event!(tx, &id, event);
+                true
+            }
+        });
+        Ok(changed)
+    }
+}

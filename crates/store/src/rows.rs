@@ -1,0 +1,42 @@
+//! Reading stored text back into domain types. A value that does not parse means the row was
+//! written by something other than this code: it is reported as corrupt, never panicked on.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+
+use crate::StoreError;
+
+pub(crate) fn parse<T>(column: &str, value: &str) -> Result<T, StoreError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    value
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("{column} = {value:?}: {e}")))
+}
+
+pub(crate) fn parse_opt<T>(column: &str, value: Option<&str>) -> Result<Option<T>, StoreError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    value.map(|v| parse(column, v)).transpose()
+}
+
+pub(crate) fn ms(t: OffsetDateTime) -> i64 {
+    switchboard_core::time::to_millis(t)
+}
+
+pub(crate) fn at(ms: i64) -> OffsetDateTime {
+    switchboard_core::time::from_millis(ms)
+}
+
+pub(crate) fn json_value<T: serde::de::DeserializeOwned>(
+    column: &str,
+    value: serde_json::Value,
+) -> Result<T, StoreError> {
+    serde_json::from_value(value).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
