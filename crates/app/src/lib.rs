@@ -1,1 +1,21 @@
-//! placeholder during bootstrap
+//! Switchboard's use cases: the operations that the HTTP API, the web inbox and the CLI share.
+//!
+//! Each use case takes the [`AppState`] and the acting [`Principal`], checks the permission it
+//! needs, parses its input into domain types (reporting every bad field at once), and calls the
+//! store. Nothing here knows about HTTP.
+
+pub mod auth;
+pub mod contacts;
+mod error;
+pub mod idempotency;
+pub mod messages;
+pub mod patch;
+pub mod senders;
+mod state;
+pub mod users;
+
+pub use auth::Principal;
+pub use error::AppError;
+pub use state::{AppState, Clock, ManualClock, SystemClock};
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;

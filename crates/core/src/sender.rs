@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::channel::Channel;
 use crate::ids::SenderId;
-use crate::validation::{optional_text, required_text, FieldError, ValidationErrors};
+use crate::validation::{FieldError, ValidationErrors};
 
 pub const DEFAULT_GRAPH_API_BASE_URL: &str = "https://graph.facebook.com/v23.0";
 pub const DEFAULT_TWILIO_API_BASE_URL: &str = "https://api.twilio.com";
@@ -582,36 +582,6 @@ pub struct Sender {
     pub health: SenderHealth,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
-}
-
-/// Validates a sender's own fields (not its provider) and checks that the provider fits.
-pub fn validate_sender_fields(
-    errors: &mut ValidationErrors,
-    channel: Channel,
-    name: &str,
-    use_case: Option<&str>,
-    provider: Option<&ProviderConfig>,
-) -> (Option<String>, Option<Option<String>>) {
-    let name = errors.check(required_text("name", name, 200));
-    let use_case = errors.check(
-        use_case
-            .map(|u| optional_text("use_case", u, 100))
-            .transpose()
-            .map(|u| u.filter(|u| !u.is_empty())),
-    );
-    if let Some(provider) = provider {
-        if !provider.kind().serves(channel) {
-            errors.push(FieldError::new(
-                "provider.kind",
-                "channel_mismatch",
-                format!(
-                    "provider `{}` cannot carry the `{channel}` channel",
-                    provider.kind()
-                ),
-            ));
-        }
-    }
-    (name, use_case)
 }
 
 #[cfg(test)]

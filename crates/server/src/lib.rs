@@ -1,1 +1,149 @@
-//! placeholder during bootstrap
+//! The `switchboard` server: configuration, the HTTP API, and the process lifecycle.
+
+pub mod api;
+pub mod config;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use switchboard_app::auth::Bootstrap;
+use switchboard_app::{AppState, Clock, SystemClock};
+use switchboard_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+
+/// Opens the database (creating the data directory for SQLite) and runs its migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
+    }
+    Store::open(&config.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .with_context(|| "opening the database")
+}
+
+/// A server running in the background, as tests and `serve` use it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets requests in flight finish, and closes the database.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await??;
+        self.state.store().close().await;
+        Ok(())
+    }
+
+    /// Waits until the server stops by itself (it never does unless it fails).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.task).await??;
+        Ok(())
+    }
+}
+
+/// Starts the server on the configured address (port 0 picks a free one) and returns once it
+/// accepts connections. `first_start_token` receives a generated admin token on first start.
+pub async fn start(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(RunningServer, Option<String>)> {
+    let store = open_store(config).await?;
+    let state = AppState::new(store, clock);
+    let bootstrap = switchboard_app::auth::bootstrap(
+        &state,
+        config.bootstrap_token.as_ref().map(|t| t.expose_secret()),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:?}"))
+    .context("installing the bootstrap token")?;
+    let generated = match bootstrap {
+        Bootstrap::Generated(secret) => Some(secret),
+        Bootstrap::Installed => {
+            tracing::info!("installed SWITCHBOARD_BOOTSTRAP_TOKEN as an admin token");
+            None
+        }
+        Bootstrap::NotNeeded => None,
+    };
+    let app = api::app(state.clone())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, database = state.store().backend().as_str(), "switchboard is listening");
+    Ok((
+        RunningServer {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task,
+        },
+        generated,
+    ))
+}
+
+/// `switchboard serve`: runs until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let (server, generated) = start(&config, Arc::new(SystemClock)).await?;
+    if let Some(secret) = generated {
+        println!(
+            "\nFirst start: no users or tokens yet, so an admin API token was created.\n\
+             It is shown only this once:\n\n    {secret}\n\n\
+             Try: curl -H 'Authorization: Bearer {secret}' http://{}/api/v1/me\n",
+            server.addr
+        );
+    }
+    println!("Switchboard is listening on http://{}", server.addr);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.stop().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

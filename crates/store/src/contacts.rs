@@ -93,6 +93,15 @@ impl Store {
     ) -> Result<()> {
         let fields = Json(&contact.fields);
         write_tx!(self, |tx| {
+            // The key is claimed first: a concurrent retry of the same request then fails on
+            // the key (and is answered with this result), never on the contact's own checks.
+            record_idempotency!(
+                tx,
+                idempotency,
+                "contact",
+                contact.id.to_string(),
+                contact.created_at
+            );
             ensure_addresses_free!(tx, contact);
             sqlx::query(
                 "INSERT INTO contacts (id, name, phone, whatsapp_user_id, messenger_psid, locale, \
@@ -117,13 +126,6 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| owner_reference(e, contact))?;
-            record_idempotency!(
-                tx,
-                idempotency,
-                "contact",
-                contact.id.to_string(),
-                contact.created_at
-            );
         });
         Ok(())
     }

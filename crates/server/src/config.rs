@@ -1,0 +1,288 @@
+//! Typed configuration: defaults, then `switchboard.toml`, then `SWITCHBOARD_*` environment
+//! variables, then command-line flags. Every problem is reported at once, at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The settings as layered from their sources, before validation. Each field's doc comment is
+/// its reference documentation (the README's configuration table repeats it).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RawConfig {
+    /// Address and port to listen on (`SWITCHBOARD_LISTEN`).
+    pub listen: String,
+    /// `sqlite://path` or `postgres://user@host/db` (`SWITCHBOARD_DATABASE_URL`). Default: an
+    /// SQLite file `switchboard.db` under the data directory.
+    pub database_url: Option<String>,
+    /// Where Switchboard keeps its SQLite file and media (`SWITCHBOARD_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// The URL customers' providers reach this server at, for webhook signatures and links
+    /// (`SWITCHBOARD_PUBLIC_URL`).
+    pub public_url: Option<String>,
+    /// On first start with no users, an admin API token with this value is created
+    /// (`SWITCHBOARD_BOOTSTRAP_TOKEN`, at least 24 characters).
+    pub bootstrap_token: Option<String>,
+    /// `text` or `json` (`SWITCHBOARD_LOG_FORMAT`).
+    pub log_format: String,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            database_url: None,
+            data_dir: PathBuf::from("./switchboard-data"),
+            public_url: None,
+            bootstrap_token: None,
+            log_format: "text".to_owned(),
+        }
+    }
+}
+
+/// Values given as command-line flags; those left out do not override other sources.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub public_url: Option<url::Url>,
+    pub bootstrap_token: Option<SecretString>,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Layers the sources. `file` is an explicit config path (`--config`); without one,
+    /// `switchboard.toml` in the working directory is read if it exists.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: FlagOverrides,
+    ) -> Result<Config, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                problems.push(format!("config file {} does not exist", path.display()));
+            }
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None => figment = figment.merge(Toml::file("switchboard.toml")),
+        }
+        // The environment is passed in (not read here) so tests need not mutate the process's.
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix("SWITCHBOARD_")?.to_ascii_lowercase();
+                let known = matches!(
+                    key.as_str(),
+                    "listen"
+                        | "database_url"
+                        | "data_dir"
+                        | "public_url"
+                        | "bootstrap_token"
+                        | "log_format"
+                );
+                known.then_some((key, v))
+            })
+            .collect();
+        for (key, value) in env {
+            figment = figment.merge(Serialized::default(&key, value));
+        }
+        figment = figment.merge(Serialized::defaults(flags));
+        let raw: RawConfig = match figment.extract() {
+            Ok(raw) => raw,
+            Err(errors) => {
+                problems.extend(errors.into_iter().map(|e| e.to_string()));
+                return Err(problems);
+            }
+        };
+        let config = Self::validate(raw, &mut problems);
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(problems),
+        }
+    }
+
+    fn validate(raw: RawConfig, problems: &mut Vec<String>) -> Option<Config> {
+        let listen = raw
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| problems.push(format!("listen = {:?}: {e}", raw.listen)))
+            .ok();
+        let database_url = raw.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", raw.data_dir.join("switchboard.db").display())
+        });
+        if let Err(e) = switchboard_store::Backend::from_url(&database_url) {
+            problems.push(format!("database_url: {e}"));
+        }
+        let public_url = raw
+            .public_url
+            .as_deref()
+            .and_then(|u| match url::Url::parse(u) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+                Ok(_) => {
+                    problems.push(format!("public_url = {u:?}: must be an http or https URL"));
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!("public_url = {u:?}: {e}"));
+                    None
+                }
+            });
+        let bootstrap_token = raw
+            .bootstrap_token
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
+        if let Some(token) = &bootstrap_token {
+            let n = token.expose_secret().chars().count();
+            if n < switchboard_app::auth::MIN_BOOTSTRAP_TOKEN_CHARS {
+                problems.push(format!(
+                    "bootstrap_token: must be at least {} characters (it has {n})",
+                    switchboard_app::auth::MIN_BOOTSTRAP_TOKEN_CHARS
+                ));
+            }
+        }
+        let log_format = match raw.log_format.as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            other => {
+                problems.push(format!("log_format = {other:?}: expected text or json"));
+                None
+            }
+        };
+        Some(Config {
+            listen: listen?,
+            database_url,
+            data_dir: raw.data_dir,
+            public_url,
+            bootstrap_token,
+            log_format: log_format?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.toml");
+        // An explicit missing file is an error; defaults alone come from no file at all.
+        assert!(Config::load(Some(&missing), env(&[]), FlagOverrides::default()).is_err());
+        let file = dir.path().join("empty.toml");
+        std::fs::write(&file, "").unwrap();
+        let config = Config::load(Some(&file), env(&[]), FlagOverrides::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.database_url,
+            "sqlite://./switchboard-data/switchboard.db"
+        );
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchboard.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/var/lib/sb\"\nlog_format = \"json\"\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&file),
+            env(&[
+                ("SWITCHBOARD_LISTEN", "127.0.0.1:9100"),
+                ("SWITCHBOARD_PUBLIC_URL", "https://sb.example.com"),
+                ("SWITCHBOARD_TEST_DATABASE_URL", "ignored"),
+                ("PATH", "/bin"),
+            ]),
+            FlagOverrides {
+                listen: Some("127.0.0.1:9200".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9200", "flag wins");
+        assert_eq!(
+            config.database_url, "sqlite:///var/lib/sb/switchboard.db",
+            "file"
+        );
+        assert_eq!(config.log_format, LogFormat::Json, "file");
+        assert_eq!(
+            config.public_url.unwrap().as_str(),
+            "https://sb.example.com/",
+            "environment"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchboard.toml");
+        std::fs::write(&file, "").unwrap();
+        let problems = Config::load(
+            Some(&file),
+            env(&[
+                ("SWITCHBOARD_LISTEN", "nowhere"),
+                ("SWITCHBOARD_DATABASE_URL", "mysql://x"),
+                ("SWITCHBOARD_PUBLIC_URL", "ftp://x"),
+                ("SWITCHBOARD_BOOTSTRAP_TOKEN", "short"),
+                ("SWITCHBOARD_LOG_FORMAT", "xml"),
+            ]),
+            FlagOverrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+    }
+
+    #[test]
+    fn the_bootstrap_token_never_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchboard.toml");
+        std::fs::write(&file, "").unwrap();
+        let config = Config::load(
+            Some(&file),
+            env(&[(
+                "SWITCHBOARD_BOOTSTRAP_TOKEN",
+                "a-very-secret-bootstrap-token",
+            )]),
+            FlagOverrides::default(),
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("a-very-secret"));
+    }
+}

@@ -1,0 +1,232 @@
+use std::sync::Arc;
+
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use switchboard::config::{Config, FlagOverrides};
+use switchboard::RunningServer;
+use switchboard_app::SystemClock;
+use switchboard_store::Store;
+use switchboard_testkit::TestDb;
+
+pub const BOOTSTRAP: &str = "test-bootstrap-token-0123456789abcdef";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// An admin token (the bootstrap token).
+    pub admin: String,
+    server: Option<RunningServer>,
+    config: Config,
+    _db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+/// An answer: status, headers and the JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Asserts a problem+json answer with this status and code, and returns its body.
+    #[track_caller]
+    pub fn problem(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(self.status, status, "{:#}", self.body);
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "{:#}",
+            self.body
+        );
+        assert_eq!(self.body["code"], code, "{:#}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["type"].as_str().unwrap().ends_with(code));
+        assert!(self.body["title"].is_string());
+        assert!(self.body["detail"].is_string());
+        &self.body
+    }
+
+    #[track_caller]
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "{:#}", self.body);
+        &self.body
+    }
+}
+
+pub fn test_config(db_url: &str, data_dir: &std::path::Path) -> Config {
+    let empty = data_dir.join("switchboard.toml");
+    std::fs::write(&empty, "").unwrap();
+    Config::load(
+        Some(&empty),
+        vec![
+            ("SWITCHBOARD_DATABASE_URL".to_owned(), db_url.to_owned()),
+            ("SWITCHBOARD_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "SWITCHBOARD_BOOTSTRAP_TOKEN".to_owned(),
+                BOOTSTRAP.to_owned(),
+            ),
+            (
+                "SWITCHBOARD_DATA_DIR".to_owned(),
+                data_dir.display().to_string(),
+            ),
+        ],
+        FlagOverrides::default(),
+    )
+    .expect("test configuration")
+}
+
+impl TestApp {
+    pub async fn spawn(db: TestDb) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let config = test_config(db.url(), dir.path());
+        let (server, _) = switchboard::start(&config, Arc::new(SystemClock))
+            .await
+            .expect("server starts");
+        TestApp {
+            base: format!("http://{}", server.addr),
+            client: reqwest::Client::new(),
+            admin: BOOTSTRAP.to_owned(),
+            server: Some(server),
+            config,
+            _db: db,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server and starts a new one on the same database and a new port.
+    pub async fn restart(mut self) -> TestApp {
+        self.server.take().unwrap().stop().await.unwrap();
+        let (server, generated) = switchboard::start(&self.config, Arc::new(SystemClock))
+            .await
+            .expect("server restarts");
+        assert!(generated.is_none());
+        self.base = format!("http://{}", server.addr);
+        self.server = Some(server);
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        self.server.as_ref().unwrap().state.store()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.send(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.send(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.send(reqwest::Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Answer {
+        self.send(reqwest::Method::DELETE, path, Some(token), None)
+            .await
+    }
+
+    /// A sandbox sender on `channel`; returns its id.
+    pub async fn sandbox_sender(&self, channel: &str) -> String {
+        self.post(
+            "/api/v1/senders",
+            &self.admin,
+            json!({"channel": channel, "name": format!("{channel} sandbox"), "provider": {"kind": "sandbox"}}),
+        )
+        .await
+        .ok(201);
+        let list = self
+            .get(
+                &format!("/api/v1/senders?channel={channel}&limit=1"),
+                &self.admin,
+            )
+            .await;
+        list.body["items"][0]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A user with `role` and a token acting as them; returns (user id, token).
+    pub async fn user_with_token(&self, role: &str) -> (String, String) {
+        let email = format!("{role}-{}@example.com", uuid_fragment());
+        let user = self
+            .post(
+                "/api/v1/users",
+                &self.admin,
+                json!({"email": email, "name": format!("A {role}"), "role": role}),
+            )
+            .await;
+        let user_id = user.ok(201)["id"].as_str().unwrap().to_owned();
+        let token = self
+            .post(
+                "/api/v1/tokens",
+                &self.admin,
+                json!({"name": format!("{role} token"), "user_id": user_id}),
+            )
+            .await;
+        let secret = token.ok(201)["token"].as_str().unwrap().to_owned();
+        (user_id, secret)
+    }
+
+    /// A service token with `role` and optional scopes.
+    pub async fn service_token(&self, role: &str, scopes: Option<Vec<&str>>) -> String {
+        let mut body = json!({"name": "service", "role": role});
+        if let Some(scopes) = scopes {
+            body["scopes"] = json!(scopes);
+        }
+        let token = self.post("/api/v1/tokens", &self.admin, body).await;
+        token.ok(201)["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn contact(&self, phone: &str) -> String {
+        self.post(
+            "/api/v1/contacts",
+            &self.admin,
+            json!({"name": "Customer", "phone": phone}),
+        )
+        .await
+        .ok(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+pub fn uuid_fragment() -> String {
+    uuid::Uuid::now_v7().simple().to_string()[20..].to_owned()
+}

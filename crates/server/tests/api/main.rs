@@ -1,0 +1,11 @@
+//! Black-box tests of the HTTP API: the real server on port 0, a fresh database per test, and
+//! every test run on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod contacts;
+mod messages;
+mod senders;
+mod system;
+mod tokens;
+mod users;

@@ -1,0 +1,176 @@
+//! The `switchboard` binary as an operator uses it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchboard_testkit::{both_backends, TestDb};
+
+fn switchboard(db: &TestDb, dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("SWITCHBOARD_DATABASE_URL", db.url())
+        .env("SWITCHBOARD_DATA_DIR", dir)
+        .env("RUST_LOG", "warn");
+    command
+}
+
+fn run(mut command: Command, stdin: Option<&str>) -> (bool, String, String) {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn switchboard");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn operators_create_users_and_tokens_from_the_command_line(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut migrate = switchboard(&db, dir.path());
+    migrate.arg("migrate");
+    let (ok, out, err) = run(migrate, None);
+    assert!(ok, "{err}");
+    assert!(out.contains("schema is up to date"));
+
+    let mut user = switchboard(&db, dir.path());
+    user.args([
+        "user",
+        "create",
+        "--email",
+        "Ops@Example.com",
+        "--name",
+        "Ops",
+        "--role",
+        "supervisor",
+        "--password-stdin",
+    ]);
+    let (ok, out, err) = run(user, Some("a long enough password\n"));
+    assert!(ok, "{err}");
+    let user_id = out.trim().to_owned();
+    assert_eq!(user_id.len(), 36, "{out}");
+
+    let mut token = switchboard(&db, dir.path());
+    token.args([
+        "token",
+        "create",
+        "--user",
+        "ops@example.com",
+        "--name",
+        "ops laptop",
+    ]);
+    let (ok, out, err) = run(token, None);
+    assert!(ok, "{err}");
+    let secret = out.trim().to_owned();
+    assert!(secret.starts_with("sb_"), "{out}");
+
+    let mut admin = switchboard(&db, dir.path());
+    admin.args([
+        "token",
+        "create",
+        "--role",
+        "admin",
+        "--scopes",
+        "contacts:read,contacts:write",
+    ]);
+    let (ok, out, err) = run(admin, None);
+    assert!(ok, "{err}");
+    assert!(out.trim().starts_with("sb_"));
+
+    let mut bad = switchboard(&db, dir.path());
+    bad.args(["token", "create", "--user", "nobody@example.com"]);
+    let (ok, _, err) = run(bad, None);
+    assert!(!ok);
+    assert!(err.contains("no user with e-mail"), "{err}");
+
+    // The token works against a running server on the same database.
+    let store = switchboard_store::Store::open(db.url()).await.unwrap();
+    let state =
+        switchboard_app::AppState::new(store, std::sync::Arc::new(switchboard_app::SystemClock));
+    let principal = switchboard_app::auth::authenticate(&state, &secret)
+        .await
+        .unwrap();
+    assert_eq!(principal.user_id().map(|u| u.to_string()), Some(user_id));
+    assert_eq!(principal.role(), switchboard_core::Role::Supervisor);
+}
+
+async fn bad_configuration_is_reported_whole(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = switchboard(&db, dir.path());
+    command
+        .env("SWITCHBOARD_LISTEN", "nowhere")
+        .env("SWITCHBOARD_LOG_FORMAT", "xml")
+        .arg("serve");
+    let (ok, _, err) = run(command, None);
+    assert!(!ok);
+    assert!(
+        err.contains("listen") && err.contains("log_format"),
+        "{err}"
+    );
+}
+
+/// `serve` on an empty database prints a first admin token, answers, and exits cleanly on
+/// SIGTERM.
+async fn serve_starts_with_no_setup_and_stops_gracefully(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = switchboard(&db, dir.path())
+        .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(t) = line.split_whitespace().find(|w| w.starts_with("sb_")) {
+            token.get_or_insert_with(|| t.to_owned());
+        }
+        if line.contains("is listening") || Instant::now() > deadline {
+            break;
+        }
+    }
+    let token = token.expect("a first-start token on stdout");
+    let client = reqwest::Client::new();
+    let me = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+}
+
+both_backends!(
+    operators_create_users_and_tokens_from_the_command_line,
+    bad_configuration_is_reported_whole,
+    serve_starts_with_no_setup_and_stops_gracefully,
+);
