@@ -242,17 +242,7 @@ impl Store {
 
     /// Deletes a contact with no message history; one with history is [`StoreError::InUse`].
     pub async fn delete_contact(&self, id: ContactId) -> Result<()> {
-        let deleted = write_tx!(self, |tx| {
-            sqlx::query("DELETE FROM contacts WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        if deleted == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.delete_by_id("contacts", &id.to_string()).await
     }
 }
 

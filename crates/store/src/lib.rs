@@ -118,6 +118,23 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes one row by id: [`StoreError::NotFound`] if there is none, [`StoreError::InUse`]
+    /// if other rows still refer to it. `table` is one of our table names, never input.
+    pub(crate) async fn delete_by_id(&self, table: &'static str, id: &str) -> Result<()> {
+        let sql = format!("DELETE FROM {table} WHERE id = $1");
+        let deleted = write_tx!(self, |tx| {
+            sqlx::query(&sql)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     /// Closes the pools, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match self {

@@ -178,17 +178,7 @@ impl Store {
     /// Deletes a sender that no message or conversation refers to; one with history is
     /// [`StoreError::InUse`] (its records must stay for the compliance archive).
     pub async fn delete_sender(&self, id: SenderId) -> Result<()> {
-        let deleted = write_tx!(self, |tx| {
-            sqlx::query("DELETE FROM senders WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        if deleted == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.delete_by_id("senders", &id.to_string()).await
     }
 }
 

@@ -140,16 +140,6 @@ impl Store {
     }
 
     pub async fn delete_token(&self, id: TokenId) -> Result<()> {
-        let deleted = write_tx!(self, |tx| {
-            sqlx::query("DELETE FROM api_tokens WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        if deleted == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.delete_by_id("api_tokens", &id.to_string()).await
     }
 }

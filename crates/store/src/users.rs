@@ -215,17 +215,7 @@ impl Store {
     /// Deletes a user and the tokens that act for them; their contacts and conversations stay,
     /// without an owner or assignee.
     pub async fn delete_user(&self, id: UserId) -> Result<()> {
-        let deleted = write_tx!(self, |tx| {
-            sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        if deleted == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.delete_by_id("users", &id.to_string()).await
     }
 }
 

@@ -5,7 +5,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use switchboard_core::contact::Contact;
 use switchboard_core::message::{
-    ChannelTemplateType, DeliveryStatus, Direction, Media, Message, MessageError, TemplateRef,
+    ChannelTemplateType, DeliveryStatus, Direction, Media, Message, MessageError, StatusEvent,
+    TemplateRef,
 };
 use switchboard_core::sender::{ProviderConfig, ProviderKind, Sender, SenderHealth};
 use switchboard_core::user::{ApiToken, User};
@@ -265,15 +266,6 @@ impl From<Contact> for ContactView {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct StatusEventView {
-    pub status: DeliveryStatus,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub at: OffsetDateTime,
-    pub error: Option<MessageError>,
-}
-
-#[derive(Serialize, ToSchema)]
 pub struct MessageView {
     pub id: MessageId,
     pub direction: Direction,
@@ -287,7 +279,7 @@ pub struct MessageView {
     pub channel_template_type: ChannelTemplateType,
     pub status: DeliveryStatus,
     /// Every status the message has had, oldest first.
-    pub status_history: Vec<StatusEventView>,
+    pub status_history: Vec<StatusEvent>,
     pub provider_message_id: Option<String>,
     pub error: Option<MessageError>,
     /// When the customer sent it, by the provider's clock (inbound messages).
@@ -316,15 +308,7 @@ impl From<Message> for MessageView {
             media: m.media,
             channel_template_type: m.channel_template_type,
             status: m.status,
-            status_history: m
-                .status_history
-                .into_iter()
-                .map(|e| StatusEventView {
-                    status: e.status,
-                    at: e.at,
-                    error: e.error,
-                })
-                .collect(),
+            status_history: m.status_history,
             provider_message_id: m.provider_message_id,
             error: m.error,
             provider_timestamp: m.provider_timestamp,
