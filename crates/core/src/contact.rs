@@ -63,6 +63,13 @@ impl Locale {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Locale {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Locale::parse("locale", &s).map_err(|e| serde::de::Error::custom(e.detail))
+    }
+}
+
 pub const MAX_CUSTOM_FIELDS: usize = 100;
 
 /// Custom contact fields: a flat object of short keys to strings, numbers, booleans or null,

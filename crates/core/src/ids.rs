@@ -78,6 +78,14 @@ typed_id!(
     /// The thread between one contact and one sender.
     ConversationId
 );
+typed_id!(
+    /// A message template of one sender in one locale.
+    TemplateId
+);
+typed_id!(
+    /// One entry of the consent ledger.
+    ConsentEventId
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,10 +6,13 @@
 pub mod address;
 pub mod auth;
 pub mod channel;
+pub mod consent;
 pub mod contact;
+pub mod dlp;
 pub mod ids;
 pub mod message;
 pub mod sender;
+pub mod template;
 pub mod time;
 pub mod user;
 pub mod validation;
