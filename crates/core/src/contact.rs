@@ -126,6 +126,23 @@ pub struct Contact {
 }
 
 impl Contact {
+    /// A contact with nothing known, standing in for a recipient not on record (its fields
+    /// resolve no template variables).
+    pub fn unsaved() -> Self {
+        Contact {
+            id: ContactId::from_uuid(uuid::Uuid::nil()),
+            name: None,
+            phone: None,
+            whatsapp_user_id: None,
+            messenger_psid: None,
+            locale: None,
+            owner_id: None,
+            fields: Map::new(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
     /// A contact must be reachable somewhere: by phone, WhatsApp user id or Messenger id.
     pub fn check_reachable(&self) -> Result<(), FieldError> {
         if self.phone.is_none() && self.whatsapp_user_id.is_none() && self.messenger_psid.is_none()

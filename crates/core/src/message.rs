@@ -194,6 +194,16 @@ pub struct Message {
     pub error: Option<MessageError>,
     /// When the provider says the customer sent it (inbound); the window runs from this.
     pub provider_timestamp: Option<OffsetDateTime>,
+    /// The Messenger tag it was sent with.
+    pub tag: Option<crate::template::MessageTag>,
+    /// Sent outside a window the customer opened; counts against the messaging limit.
+    pub business_initiated: bool,
+    /// Data-loss prevention rewrote its text before sending.
+    pub redacted: bool,
+    /// For a scheduled message: when it is to be sent.
+    pub send_at: Option<OffsetDateTime>,
+    /// Who sent it: a user or token id, or `system`; `None` for inbound messages.
+    pub actor: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }

@@ -10,12 +10,17 @@ mod error;
 mod macros;
 mod rows;
 
+pub mod consent;
 pub mod contacts;
 pub mod conversations;
+pub mod decisions;
 pub mod idempotency;
+pub mod jobs;
 pub mod messages;
 pub mod page;
 pub mod senders;
+pub mod settings;
+pub mod templates;
 pub mod tokens;
 pub mod users;
 

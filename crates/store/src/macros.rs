@@ -76,3 +76,25 @@ macro_rules! record_idempotency {
         }
     };
 }
+
+/// Appends a consent event inside the caller's transaction.
+macro_rules! insert_consent_event {
+    ($tx:ident, $event:expr) => {{
+        let event: &switchboard_core::consent::ConsentEvent = $event;
+        sqlx::query(
+            "INSERT INTO consent_events (id, contact_id, channel, status, source, evidence, \
+             actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(event.id.to_string())
+        .bind(event.contact_id.to_string())
+        .bind(event.channel.as_str())
+        .bind($crate::rows::enum_text(&event.status))
+        .bind($crate::rows::enum_text(&event.source))
+        .bind(&event.evidence)
+        .bind(&event.actor)
+        .bind($crate::rows::ms(event.at))
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+

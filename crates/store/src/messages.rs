@@ -9,7 +9,9 @@ use switchboard_core::{Channel, ContactId, ConversationId, MessageId, SenderId};
 use time::OffsetDateTime;
 
 use crate::rows::{at, json_value, ms, parse, parse_opt};
-use crate::{Page, PageRequest, Result, Store, StoreError};
+use crate::decisions::{insert_decision, DecisionRecord};
+use crate::jobs::{insert_job, NewJob};
+use crate::{IdempotencyKey, Page, PageRequest, Result, Store, StoreError};
 
 /// A message row, joined with one of its status events (or none).
 #[derive(sqlx::FromRow)]
@@ -30,6 +32,11 @@ struct MessageEventRow {
     error_provider_code: Option<String>,
     error_reason: Option<String>,
     provider_timestamp: Option<i64>,
+    tag: Option<String>,
+    business_initiated: bool,
+    redacted: bool,
+    send_at: Option<i64>,
+    actor: Option<String>,
     created_at: i64,
     updated_at: i64,
     e_status: Option<String>,
@@ -87,6 +94,14 @@ fn fold_messages(rows: Vec<MessageEventRow>) -> Result<Vec<Message>> {
                 provider_message_id: row.provider_message_id,
                 error: message_error(row.error_code, row.error_provider_code, row.error_reason),
                 provider_timestamp: row.provider_timestamp.map(at),
+                tag: row
+                    .tag
+                    .map(|t| json_value("messages.tag", Value::String(t)))
+                    .transpose()?,
+                business_initiated: row.business_initiated,
+                redacted: row.redacted,
+                send_at: row.send_at.map(at),
+                actor: row.actor,
                 created_at: at(row.created_at),
                 updated_at: at(row.updated_at),
             });
@@ -110,7 +125,8 @@ fn fold_messages(rows: Vec<MessageEventRow>) -> Result<Vec<Message>> {
 const SELECT_JOINED: &str = "SELECT m.id, m.direction, m.channel, m.sender_id, m.contact_id, \
     m.conversation_id, m.text, m.template, m.media, m.channel_template_type, m.status, \
     m.provider_message_id, m.error_code, m.error_provider_code, m.error_reason, \
-    m.provider_timestamp, m.created_at, m.updated_at, e.status AS e_status, e.at AS e_at, \
+    m.provider_timestamp, m.tag, m.business_initiated, m.redacted, m.send_at, m.actor, \
+    m.created_at, m.updated_at, e.status AS e_status, e.at AS e_at, \
     e.error_code AS e_error_code, e.error_provider_code AS e_error_provider_code, \
     e.error_reason AS e_error_reason";
 
@@ -127,6 +143,50 @@ pub struct MessageFilter {
     pub since: Option<OffsetDateTime>,
     /// Created before.
     pub until: Option<OffsetDateTime>,
+}
+
+/// Inserts a message row and its timeline inside the caller's transaction.
+macro_rules! insert_message_row {
+    ($tx:ident, $message:expr) => {{
+        let message: &Message = $message;
+        let id = message.id.to_string();
+        sqlx::query(
+            "INSERT INTO messages (id, direction, channel, sender_id, contact_id, \
+             conversation_id, text, template, media, channel_template_type, status, \
+             provider_message_id, error_code, error_provider_code, error_reason, \
+             provider_timestamp, tag, business_initiated, redacted, send_at, actor, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+        )
+        .bind(&id)
+        .bind(message.direction.as_str())
+        .bind(message.channel.as_str())
+        .bind(message.sender_id.to_string())
+        .bind(message.contact_id.to_string())
+        .bind(message.conversation_id.map(|c| c.to_string()))
+        .bind(&message.text)
+        .bind(message.template.as_ref().map(Json))
+        .bind(message.media.as_ref().map(Json))
+        .bind(message.channel_template_type.as_str())
+        .bind(message.status.as_str())
+        .bind(&message.provider_message_id)
+        .bind(message.error.as_ref().map(|e| e.code.as_str()))
+        .bind(message.error.as_ref().and_then(|e| e.provider_code.as_deref()))
+        .bind(message.error.as_ref().map(|e| e.reason.as_str()))
+        .bind(message.provider_timestamp.map(ms))
+        .bind(message.tag.map(|t| crate::rows::enum_text(&t)))
+        .bind(message.business_initiated)
+        .bind(message.redacted)
+        .bind(message.send_at.map(ms))
+        .bind(&message.actor)
+        .bind(ms(message.created_at))
+        .bind(ms(message.updated_at))
+        .execute(&mut *$tx)
+        .await?;
+        for event in &message.status_history {
+            push_status_event!($tx, &id, event);
+        }
+    }};
 }
 
 /// Appends one status event to a message's timeline inside the caller's transaction.
@@ -168,46 +228,9 @@ impl Store {
                 "a message needs text, a template or media".to_owned(),
             ));
         }
-        let template = message.template.as_ref().map(Json);
-        let media = message.media.as_ref().map(Json);
-        let id = message.id.to_string();
         let result: Result<()> = async {
             write_tx!(self, |tx| {
-                sqlx::query(
-                    "INSERT INTO messages (id, direction, channel, sender_id, contact_id, \
-                     conversation_id, text, template, media, channel_template_type, status, \
-                     provider_message_id, error_code, error_provider_code, error_reason, \
-                     provider_timestamp, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, \
-                     $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-                )
-                .bind(&id)
-                .bind(message.direction.as_str())
-                .bind(message.channel.as_str())
-                .bind(message.sender_id.to_string())
-                .bind(message.contact_id.to_string())
-                .bind(message.conversation_id.map(|c| c.to_string()))
-                .bind(&message.text)
-                .bind(template)
-                .bind(media)
-                .bind(message.channel_template_type.as_str())
-                .bind(message.status.as_str())
-                .bind(&message.provider_message_id)
-                .bind(message.error.as_ref().map(|e| e.code.as_str()))
-                .bind(
-                    message
-                        .error
-                        .as_ref()
-                        .and_then(|e| e.provider_code.as_deref()),
-                )
-                .bind(message.error.as_ref().map(|e| e.reason.as_str()))
-                .bind(message.provider_timestamp.map(ms))
-                .bind(ms(message.created_at))
-                .bind(ms(message.updated_at))
-                .execute(&mut *tx)
-                .await?;
-                for event in &message.status_history {
-                    push_status_event!(tx, &id, event);
-                }
+                insert_message_row!(tx, message);
             });
             Ok(())
         }
@@ -348,5 +371,135 @@ impl Store {
             }
         });
         Ok(changed)
+    }
+
+    /// Writes an allowed outbound message, its send job (due at `send_at` for a scheduled
+    /// message), the decision that allowed it and the idempotency key, all in one transaction:
+    /// either all of them exist or none does.
+    pub async fn create_outbound(
+        &self,
+        message: &Message,
+        job: &NewJob,
+        decision: &DecisionRecord,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<()> {
+        write_tx!(self, |tx| {
+            record_idempotency!(
+                tx,
+                idempotency,
+                "message",
+                message.id.to_string(),
+                message.created_at
+            );
+            insert_message_row!(tx, message);
+            insert_job!(tx, job, message.created_at);
+            insert_decision!(tx, decision);
+            if let Some(conversation) = message.conversation_id {
+                sqlx::query(
+                    "UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1",
+                )
+                .bind(conversation.to_string())
+                .bind(ms(message.created_at))
+                .execute(&mut *tx)
+                .await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// Records an inbound message: the message, its conversation's activity (a closed
+    /// conversation reopens unclaimed, R5.2), and a consent change its text asked for, in one
+    /// transaction. A provider message id seen before is a [`StoreError::Conflict`].
+    pub async fn record_inbound(
+        &self,
+        message: &Message,
+        consent: Option<&switchboard_core::consent::ConsentEvent>,
+    ) -> Result<()> {
+        let sent_at = message.provider_timestamp.unwrap_or(message.created_at);
+        let result: Result<()> = async {
+            write_tx!(self, |tx| {
+                insert_message_row!(tx, message);
+                if let Some(conversation) = message.conversation_id {
+                    sqlx::query(
+                        "UPDATE conversations SET last_message_at = $2, \
+                         last_inbound_at = CASE WHEN last_inbound_at IS NULL \
+                           OR last_inbound_at < $3 THEN $3 ELSE last_inbound_at END, \
+                         state = CASE WHEN state = 'closed' THEN 'unclaimed' ELSE state END, \
+                         assignee_id = CASE WHEN state = 'closed' THEN NULL ELSE assignee_id END, \
+                         updated_at = $2 WHERE id = $1",
+                    )
+                    .bind(conversation.to_string())
+                    .bind(ms(message.created_at))
+                    .bind(ms(sent_at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(event) = consent {
+                    insert_consent_event!(tx, event);
+                }
+            });
+            Ok(())
+        }
+        .await;
+        match result {
+            Err(StoreError::Conflict { field, .. }) if field == "provider_message_id" => {
+                let existing = match &message.provider_message_id {
+                    Some(pid) => self
+                        .find_message_by_provider_id(message.channel, pid)
+                        .await?
+                        .map(|m| m.id.to_string()),
+                    None => None,
+                };
+                Err(StoreError::Conflict {
+                    field,
+                    existing_id: existing,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// When the contact last wrote to this sender, by the provider's clock: the start of the
+    /// customer-service window.
+    pub async fn last_inbound_at(
+        &self,
+        contact: ContactId,
+        sender: SenderId,
+    ) -> Result<Option<OffsetDateTime>> {
+        let (latest,): (Option<i64>,) = read_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT MAX(COALESCE(provider_timestamp, created_at)) FROM messages \
+                 WHERE contact_id = $1 AND sender_id = $2 AND direction = 'inbound'",
+            )
+            .bind(contact.to_string())
+            .bind(sender.to_string())
+            .fetch_one(db)
+            .await?
+        });
+        Ok(latest.map(at))
+    }
+
+    /// How many distinct contacts this sender reached with business-initiated messages since
+    /// `since`, and whether `contact` is one of them (R8.4's rolling 24 hours).
+    pub async fn business_initiated_reach(
+        &self,
+        sender: SenderId,
+        contact: Option<ContactId>,
+        since: OffsetDateTime,
+    ) -> Result<(i64, bool)> {
+        let (count, includes): (i64, i64) = read_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT COUNT(DISTINCT contact_id), \
+                 COUNT(CASE WHEN contact_id = $3 THEN 1 END) FROM messages \
+                 WHERE sender_id = $1 AND business_initiated AND created_at >= $2 \
+                 AND status <> 'failed'",
+            )
+            .bind(sender.to_string())
+            .bind(ms(since))
+            .bind(contact.map(|c| c.to_string()))
+            .fetch_one(db)
+            .await?
+        });
+        Ok((count, includes > 0))
     }
 }

@@ -40,3 +40,16 @@ pub(crate) fn json_value<T: serde::de::DeserializeOwned>(
 ) -> Result<T, StoreError> {
     serde_json::from_value(value).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
+
+/// Reads an enum stored as its serde name (`approved`, `HUMAN_AGENT`).
+pub(crate) fn word<T: serde::de::DeserializeOwned>(column: &str, value: &str) -> Result<T, StoreError> {
+    json_value(column, serde_json::Value::String(value.to_owned()))
+}
+
+/// Writes an enum as its serde name.
+pub(crate) fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}

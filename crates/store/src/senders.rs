@@ -5,7 +5,7 @@ use sqlx::types::Json;
 use switchboard_core::sender::{ProviderConfig, Sender, SenderHealth};
 use switchboard_core::{Channel, SenderId};
 
-use crate::rows::{at, json_value, ms, parse};
+use crate::rows::{at, enum_text, json_value, ms, parse, word};
 use crate::{Page, PageRequest, Result, Store, StoreError};
 
 #[derive(sqlx::FromRow)]
@@ -43,18 +43,6 @@ impl SenderRow {
             created_at: at(self.created_at),
             updated_at: at(self.updated_at),
         })
-    }
-}
-
-/// Reads a snake_case enum stored as its serde name.
-fn word<T: serde::de::DeserializeOwned>(column: &str, value: &str) -> Result<T> {
-    json_value(column, Value::String(value.to_owned()))
-}
-
-fn enum_text<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => s,
-        _ => String::new(),
     }
 }
 

@@ -102,6 +102,11 @@ fn outbound(sender: &Sender, contact: &Contact, text: &str) -> Message {
         provider_message_id: None,
         error: None,
         provider_timestamp: None,
+        tag: None,
+        business_initiated: false,
+        redacted: false,
+        send_at: None,
+        actor: None,
         created_at: t,
         updated_at: t,
     }

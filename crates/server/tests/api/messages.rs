@@ -34,6 +34,11 @@ fn message(sender: &str, contact: &str, direction: Direction, age: Duration) -> 
         provider_message_id: None,
         error: None,
         provider_timestamp: (direction == Direction::Inbound).then_some(at),
+        tag: None,
+        business_initiated: false,
+        redacted: false,
+        send_at: None,
+        actor: None,
         created_at: at,
         updated_at: at,
     }

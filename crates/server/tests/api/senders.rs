@@ -272,6 +272,11 @@ async fn senders_are_patched_and_deleted_by_admins_only(db: TestDb) {
         provider_message_id: None,
         error: None,
         provider_timestamp: Some(now),
+        tag: None,
+        business_initiated: false,
+        redacted: false,
+        send_at: None,
+        actor: None,
         created_at: now,
         updated_at: now,
     };

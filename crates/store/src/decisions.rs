@@ -1,0 +1,131 @@
+//! The audit trail of policy decisions: every send decided, allowed or refused, with the facts
+//! the decision used.
+
+use serde_json::Value;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use crate::rows::at;
+use crate::{Result, Store};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecisionRecord {
+    pub id: String,
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub sender_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub channel: Option<String>,
+    pub allowed: bool,
+    pub code: Option<String>,
+    pub reason: Option<String>,
+    pub kind: Option<String>,
+    pub message_id: Option<String>,
+    /// From `/policy/check`: decided, not sent.
+    pub dry_run: bool,
+    pub request: Value,
+    pub facts: Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct DecisionRow {
+    id: String,
+    at: i64,
+    actor: String,
+    sender_id: Option<String>,
+    contact_id: Option<String>,
+    channel: Option<String>,
+    allowed: bool,
+    code: Option<String>,
+    reason: Option<String>,
+    kind: Option<String>,
+    message_id: Option<String>,
+    dry_run: bool,
+    request: Json<Value>,
+    facts: Json<Value>,
+}
+
+/// Records a decision inside the caller's transaction.
+macro_rules! insert_decision {
+    ($tx:ident, $record:expr) => {{
+        let record: &$crate::decisions::DecisionRecord = $record;
+        sqlx::query(
+            "INSERT INTO policy_decisions (id, at, actor, sender_id, contact_id, channel, \
+             allowed, code, reason, kind, message_id, dry_run, request, facts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&record.id)
+        .bind($crate::rows::ms(record.at))
+        .bind(&record.actor)
+        .bind(&record.sender_id)
+        .bind(&record.contact_id)
+        .bind(&record.channel)
+        .bind(record.allowed)
+        .bind(&record.code)
+        .bind(&record.reason)
+        .bind(&record.kind)
+        .bind(&record.message_id)
+        .bind(record.dry_run)
+        .bind(sqlx::types::Json(&record.request))
+        .bind(sqlx::types::Json(&record.facts))
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+pub(crate) use insert_decision;
+
+impl Store {
+    pub async fn record_decision(&self, record: &DecisionRecord) -> Result<()> {
+        write_tx!(self, |tx| {
+            insert_decision!(tx, record);
+        });
+        Ok(())
+    }
+
+    /// Recent decisions about a contact, newest first.
+    pub async fn decisions_for_contact(
+        &self,
+        contact_id: &str,
+        limit: i64,
+    ) -> Result<Vec<DecisionRecord>> {
+        let rows: Vec<DecisionRow> = read_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT id, at, actor, sender_id, contact_id, channel, allowed, code, reason, \
+                 kind, message_id, dry_run, request, facts FROM policy_decisions \
+                 WHERE contact_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+            )
+            .bind(contact_id)
+            .bind(limit)
+            .fetch_all(db)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| DecisionRecord {
+                id: r.id,
+                at: at(r.at),
+                actor: r.actor,
+                sender_id: r.sender_id,
+                contact_id: r.contact_id,
+                channel: r.channel,
+                allowed: r.allowed,
+                code: r.code,
+                reason: r.reason,
+                kind: r.kind,
+                message_id: r.message_id,
+                dry_run: r.dry_run,
+                request: r.request.0,
+                facts: r.facts.0,
+            })
+            .collect())
+    }
+
+    pub async fn count_decisions(&self) -> Result<i64> {
+        let (n,): (i64,) = read_pool!(self, |db| {
+            sqlx::query_as("SELECT COUNT(*) FROM policy_decisions")
+                .fetch_one(db)
+                .await?
+        });
+        Ok(n)
+    }
+}

@@ -1,0 +1,383 @@
+//! Conformance of the storage behind the policy engine, on SQLite and PostgreSQL.
+
+use std::collections::BTreeMap;
+
+use ::time::{Duration, OffsetDateTime};
+use serde_json::json;
+use switchboard_core::consent::{ConsentEvent, ConsentSource, ConsentStatus};
+use switchboard_core::contact::{Contact, Locale};
+use switchboard_core::message::{
+    ChannelTemplateType, DeliveryStatus, Direction, Message, StatusEvent,
+};
+use switchboard_core::sender::{ProviderConfig, Sender, SenderHealth};
+use switchboard_core::template::{
+    Template, TemplateCategory, TemplateContent, TemplateStatus, TemplateTransition,
+};
+use switchboard_core::time::truncate_to_millis;
+use switchboard_core::{
+    Channel, ConsentEventId, ContactId, MessageId, PhoneNumber, SenderId, TemplateId,
+};
+use switchboard_store::decisions::DecisionRecord;
+use switchboard_store::jobs::NewJob;
+use switchboard_store::{IdempotencyKey, Store, StoreError};
+use switchboard_testkit::{both_backends, TestDb};
+
+fn now() -> OffsetDateTime {
+    truncate_to_millis(OffsetDateTime::now_utc())
+}
+
+async fn setup(db: &TestDb) -> (Store, Sender, Contact) {
+    let store = Store::open(db.url()).await.unwrap();
+    let t = now();
+    let sender = Sender {
+        id: SenderId::new(),
+        channel: Channel::Whatsapp,
+        name: "wa".into(),
+        use_case: None,
+        provider: ProviderConfig::Sandbox,
+        health: SenderHealth::initial(switchboard_core::sender::ProviderKind::Sandbox),
+        created_at: t,
+        updated_at: t,
+    };
+    store.create_sender(&sender).await.unwrap();
+    let contact = Contact {
+        id: ContactId::new(),
+        name: Some("Ada".into()),
+        phone: Some(PhoneNumber::parse("phone", "+442079460958").unwrap()),
+        whatsapp_user_id: None,
+        messenger_psid: None,
+        locale: None,
+        owner_id: None,
+        fields: Default::default(),
+        created_at: t,
+        updated_at: t,
+    };
+    store.create_contact(&contact, None).await.unwrap();
+    (store, sender, contact)
+}
+
+fn template(sender: SenderId, name: &str, locale: &str, recontact: bool) -> Template {
+    let t = now();
+    Template {
+        id: TemplateId::new(),
+        sender_id: sender,
+        content: TemplateContent {
+            name: name.into(),
+            locale: Locale::parse("locale", locale).unwrap(),
+            category: Some(TemplateCategory::Utility),
+            header: None,
+            body: "Hello {{1}}, your order shipped".into(),
+            footer: None,
+            buttons: vec![],
+            variable_mapping: BTreeMap::from([("1".to_owned(), "contact.name".to_owned())]),
+            tag: None,
+        },
+        status: TemplateStatus::Draft,
+        status_reason: None,
+        recontact,
+        provider_template_id: None,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+fn message(sender: &Sender, contact: &Contact, direction: Direction, at: OffsetDateTime) -> Message {
+    let status = if direction == Direction::Inbound {
+        DeliveryStatus::Received
+    } else {
+        DeliveryStatus::Queued
+    };
+    Message {
+        id: MessageId::new(),
+        direction,
+        channel: sender.channel,
+        sender_id: sender.id,
+        contact_id: contact.id,
+        conversation_id: None,
+        text: Some("hi".into()),
+        template: None,
+        media: None,
+        channel_template_type: ChannelTemplateType::Session,
+        status,
+        status_history: vec![StatusEvent { status, at, error: None }],
+        provider_message_id: None,
+        error: None,
+        provider_timestamp: (direction == Direction::Inbound).then_some(at),
+        tag: None,
+        business_initiated: false,
+        redacted: false,
+        send_at: None,
+        actor: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn decision(message: Option<&Message>, allowed: bool) -> DecisionRecord {
+    DecisionRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: now(),
+        actor: "token:test".into(),
+        sender_id: message.map(|m| m.sender_id.to_string()),
+        contact_id: message.map(|m| m.contact_id.to_string()),
+        channel: Some("whatsapp".into()),
+        allowed,
+        code: (!allowed).then(|| "window_closed".to_owned()),
+        reason: None,
+        kind: allowed.then(|| "session".to_owned()),
+        message_id: message.map(|m| m.id.to_string()),
+        dry_run: false,
+        request: json!({"text": "hi"}),
+        facts: json!({"last_inbound_at": null}),
+    }
+}
+
+fn job(message: &Message) -> NewJob {
+    NewJob {
+        id: uuid::Uuid::now_v7().to_string(),
+        queue: "outbound".into(),
+        kind: "send_message".into(),
+        payload: json!({"message_id": message.id.to_string()}),
+        dedupe_key: Some(format!("send:{}", message.id)),
+        run_at: message.created_at,
+        expires_at: None,
+    }
+}
+
+async fn templates_move_through_a_fenced_lifecycle(db: TestDb) {
+    let (store, sender, _) = setup(&db).await;
+    let en = template(sender.id, "order_update", "en", true);
+    let fr = template(sender.id, "order_update", "fr", true);
+    let other = template(sender.id, "welcome", "en", false);
+    for t in [&en, &fr, &other] {
+        store.create_template(t).await.unwrap();
+    }
+    assert_eq!(store.get_template(en.id).await.unwrap(), en);
+    assert!(matches!(
+        store.create_template(&template(sender.id, "order_update", "en", false)).await,
+        Err(StoreError::Conflict { field, .. }) if field == "locale"
+    ));
+    assert_eq!(store.count_template_names(sender.id).await.unwrap(), 2);
+
+    let step = |from, to| TemplateTransition {
+        from,
+        to,
+        at: now(),
+        actor: "user:1".into(),
+        reason: None,
+    };
+    assert!(store
+        .transition_template(en.id, &step(TemplateStatus::Draft, TemplateStatus::Pending))
+        .await
+        .unwrap());
+    // A stale transition (from a status the template has left) changes nothing.
+    assert!(!store
+        .transition_template(en.id, &step(TemplateStatus::Draft, TemplateStatus::Approved))
+        .await
+        .unwrap());
+    let mut rejected = step(TemplateStatus::Pending, TemplateStatus::Rejected);
+    rejected.reason = Some("INVALID_FORMAT".into());
+    assert!(store.transition_template(en.id, &rejected).await.unwrap());
+    let stored = store.get_template(en.id).await.unwrap();
+    assert_eq!(stored.status, TemplateStatus::Rejected);
+    assert_eq!(stored.status_reason.as_deref(), Some("INVALID_FORMAT"));
+    let steps: Vec<_> = store
+        .template_transitions(en.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.from, t.to))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (TemplateStatus::Draft, TemplateStatus::Pending),
+            (TemplateStatus::Pending, TemplateStatus::Rejected)
+        ]
+    );
+
+    // One recontact template per sender: marking `welcome` clears `order_update`.
+    let mut welcome = other.clone();
+    welcome.recontact = true;
+    store.update_template(&welcome).await.unwrap();
+    let all = store.sender_templates(sender.id).await.unwrap();
+    let recontact: Vec<_> = all
+        .iter()
+        .filter(|t| t.recontact)
+        .map(|t| t.content.name.as_str())
+        .collect();
+    assert_eq!(recontact, ["welcome"]);
+
+    store.delete_template(fr.id).await.unwrap();
+    assert!(matches!(store.get_template(fr.id).await, Err(StoreError::NotFound)));
+}
+
+async fn the_consent_ledger_is_appended_in_order(db: TestDb) {
+    let (store, _, contact) = setup(&db).await;
+    let t = now();
+    for (i, (channel, status)) in [
+        (Channel::Whatsapp, ConsentStatus::Requested),
+        (Channel::Sms, ConsentStatus::OptedIn),
+        (Channel::Whatsapp, ConsentStatus::OptedIn),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .append_consent(&ConsentEvent {
+                id: ConsentEventId::new(),
+                contact_id: contact.id,
+                channel,
+                status,
+                source: ConsentSource::Agent,
+                evidence: Some(format!("note {i}")),
+                actor: "user:1".into(),
+                at: t + Duration::seconds(i as i64),
+            })
+            .await
+            .unwrap();
+    }
+    let whatsapp = store
+        .consent_events(contact.id, Some(Channel::Whatsapp))
+        .await
+        .unwrap();
+    assert_eq!(
+        whatsapp.iter().map(|e| e.status).collect::<Vec<_>>(),
+        [ConsentStatus::Requested, ConsentStatus::OptedIn]
+    );
+    assert_eq!(store.consent_events(contact.id, None).await.unwrap().len(), 3);
+
+    assert_eq!(store.whatsapp_unavailable_since(contact.id).await.unwrap(), None);
+    store.set_whatsapp_unavailable(contact.id, Some(t)).await.unwrap();
+    assert_eq!(store.whatsapp_unavailable_since(contact.id).await.unwrap(), Some(t));
+}
+
+async fn an_outbound_message_its_job_and_its_decision_commit_together(db: TestDb) {
+    let (store, sender, contact) = setup(&db).await;
+    let m = message(&sender, &contact, Direction::Outbound, now());
+    let key = IdempotencyKey {
+        scope: "token:1".into(),
+        key: "k1".into(),
+        request_hash: "h".into(),
+    };
+    store
+        .create_outbound(&m, &job(&m), &decision(Some(&m), true), Some(&key))
+        .await
+        .unwrap();
+    assert_eq!(store.get_message(m.id).await.unwrap(), m);
+    let jobs = store.queued_jobs("outbound").await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].payload["message_id"], m.id.to_string());
+    assert_eq!(jobs[0].status, "queued");
+    assert_eq!(store.count_decisions().await.unwrap(), 1);
+    assert_eq!(
+        store.find_idempotency("token:1", "k1").await.unwrap().unwrap().resource_kind,
+        "message"
+    );
+
+    // A second write with the same key fails whole: no message, no job, no decision.
+    let again = message(&sender, &contact, Direction::Outbound, now());
+    assert!(store
+        .create_outbound(&again, &job(&again), &decision(Some(&again), true), Some(&key))
+        .await
+        .is_err());
+    assert!(matches!(store.get_message(again.id).await, Err(StoreError::NotFound)));
+    assert_eq!(store.queued_jobs("outbound").await.unwrap().len(), 1);
+    assert_eq!(store.count_decisions().await.unwrap(), 1);
+
+    // A refusal leaves only its decision.
+    store.record_decision(&decision(None, false)).await.unwrap();
+    assert_eq!(store.count_decisions().await.unwrap(), 2);
+}
+
+async fn inbound_messages_open_the_window_and_reopen_conversations(db: TestDb) {
+    let (store, sender, contact) = setup(&db).await;
+    assert_eq!(store.last_inbound_at(contact.id, sender.id).await.unwrap(), None);
+    let conversation = store
+        .ensure_conversation(contact.id, sender.id, sender.channel, now())
+        .await
+        .unwrap();
+    let old = now() - Duration::hours(25);
+    let mut first = message(&sender, &contact, Direction::Inbound, old);
+    first.conversation_id = Some(conversation);
+    first.provider_message_id = Some("wamid.1".into());
+    store.record_inbound(&first, None).await.unwrap();
+    assert_eq!(store.last_inbound_at(contact.id, sender.id).await.unwrap(), Some(old));
+
+    // Provider timestamps decide, not arrival order: a late delivery of an older message does
+    // not move the window back.
+    let fresh = now() - Duration::minutes(5);
+    let mut second = message(&sender, &contact, Direction::Inbound, fresh);
+    second.conversation_id = Some(conversation);
+    let opt_out = ConsentEvent {
+        id: ConsentEventId::new(),
+        contact_id: contact.id,
+        channel: Channel::Whatsapp,
+        status: ConsentStatus::OptedOut,
+        source: ConsentSource::Keyword,
+        evidence: Some("STOP".into()),
+        actor: "system".into(),
+        at: now(),
+    };
+    store.record_inbound(&second, Some(&opt_out)).await.unwrap();
+    let mut late = message(&sender, &contact, Direction::Inbound, old - Duration::hours(1));
+    late.conversation_id = Some(conversation);
+    store.record_inbound(&late, None).await.unwrap();
+    assert_eq!(store.last_inbound_at(contact.id, sender.id).await.unwrap(), Some(fresh));
+    assert_eq!(
+        store.consent_events(contact.id, None).await.unwrap()[0].status,
+        ConsentStatus::OptedOut
+    );
+
+    // The same provider message again is refused, naming the first.
+    let mut duplicate = message(&sender, &contact, Direction::Inbound, now());
+    duplicate.provider_message_id = Some("wamid.1".into());
+    match store.record_inbound(&duplicate, None).await {
+        Err(StoreError::Conflict { existing_id, .. }) => {
+            assert_eq!(existing_id, Some(first.id.to_string()))
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+async fn business_initiated_reach_counts_distinct_recent_recipients(db: TestDb) {
+    let (store, sender, contact) = setup(&db).await;
+    let since = now() - Duration::hours(24);
+    assert_eq!(
+        store.business_initiated_reach(sender.id, Some(contact.id), since).await.unwrap(),
+        (0, false)
+    );
+    for age in [1, 2] {
+        let mut m = message(&sender, &contact, Direction::Outbound, now() - Duration::hours(age));
+        m.business_initiated = true;
+        store.insert_message(&m).await.unwrap();
+    }
+    let mut old = message(&sender, &contact, Direction::Outbound, now() - Duration::hours(30));
+    old.business_initiated = true;
+    store.insert_message(&old).await.unwrap();
+    assert_eq!(
+        store.business_initiated_reach(sender.id, Some(contact.id), since).await.unwrap(),
+        (1, true)
+    );
+    assert_eq!(
+        store.business_initiated_reach(sender.id, Some(ContactId::new()), since).await.unwrap(),
+        (1, false)
+    );
+}
+
+async fn settings_are_documents_by_key(db: TestDb) {
+    let (store, _, _) = setup(&db).await;
+    assert_eq!(store.get_setting("dlp").await.unwrap(), None);
+    store.put_setting("dlp", &json!({"rules": []}), now()).await.unwrap();
+    store.put_setting("dlp", &json!({"rules": [1]}), now()).await.unwrap();
+    assert_eq!(store.get_setting("dlp").await.unwrap(), Some(json!({"rules": [1]})));
+}
+
+both_backends!(
+    templates_move_through_a_fenced_lifecycle,
+    the_consent_ledger_is_appended_in_order,
+    an_outbound_message_its_job_and_its_decision_commit_together,
+    inbound_messages_open_the_window_and_reopen_conversations,
+    business_initiated_reach_counts_distinct_recent_recipients,
+    settings_are_documents_by_key,
+);
