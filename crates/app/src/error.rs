@@ -30,6 +30,10 @@ pub enum AppError {
     /// The same idempotency key came back with a different request.
     #[error("the Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
+    /// The policy refused the send (API.md's refusal codes); the decision says why and what
+    /// is allowed instead.
+    #[error("refused: {}", .0.refusal().map(|(c, _)| c.as_str()).unwrap_or_default())]
+    PolicyRefused(Box<switchboard_core::policy::Decision>),
     #[error("internal error")]
     Internal(#[source] StoreError),
 }

@@ -5,12 +5,16 @@
 //! store. Nothing here knows about HTTP.
 
 pub mod auth;
+pub mod consent;
 pub mod contacts;
 mod error;
 pub mod idempotency;
 pub mod messages;
 pub mod patch;
 pub mod senders;
+pub mod sending;
+pub mod settings;
+pub mod templates;
 mod state;
 pub mod users;
 

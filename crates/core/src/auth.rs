@@ -35,6 +35,7 @@ impl Role {
             ContactsWrite,
             MessagesRead,
             MessagesSend,
+            TemplatesRead,
         ];
         const SUPERVISOR: &[Permission] = &[
             SendersRead,
@@ -42,7 +43,10 @@ impl Role {
             ContactsWrite,
             MessagesRead,
             MessagesSend,
+            TemplatesRead,
             UsersRead,
+            TemplatesWrite,
+            SettingsRead,
         ];
         match self {
             Role::Agent => AGENT,
@@ -98,6 +102,17 @@ pub enum Permission {
     MessagesRead,
     #[serde(rename = "messages:send")]
     MessagesSend,
+    /// Record inbound messages (providers' webhooks, the sandbox, importers).
+    #[serde(rename = "messages:receive")]
+    MessagesReceive,
+    #[serde(rename = "templates:read")]
+    TemplatesRead,
+    #[serde(rename = "templates:write")]
+    TemplatesWrite,
+    #[serde(rename = "settings:read")]
+    SettingsRead,
+    #[serde(rename = "settings:write")]
+    SettingsWrite,
 }
 
 impl Permission {
@@ -112,6 +127,11 @@ impl Permission {
         Permission::ContactsWrite,
         Permission::MessagesRead,
         Permission::MessagesSend,
+        Permission::MessagesReceive,
+        Permission::TemplatesRead,
+        Permission::TemplatesWrite,
+        Permission::SettingsRead,
+        Permission::SettingsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -126,6 +146,11 @@ impl Permission {
             Permission::ContactsWrite => "contacts:write",
             Permission::MessagesRead => "messages:read",
             Permission::MessagesSend => "messages:send",
+            Permission::MessagesReceive => "messages:receive",
+            Permission::TemplatesRead => "templates:read",
+            Permission::TemplatesWrite => "templates:write",
+            Permission::SettingsRead => "settings:read",
+            Permission::SettingsWrite => "settings:write",
         }
     }
 }

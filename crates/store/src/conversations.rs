@@ -37,4 +37,19 @@ impl Store {
         });
         parse("conversations.id", &id)
     }
+
+    /// The contact and sender of a conversation.
+    pub async fn conversation_pair(&self, id: ConversationId) -> Result<(ContactId, SenderId)> {
+        let row: Option<(String, String)> = read_pool!(self, |db| {
+            sqlx::query_as("SELECT contact_id, sender_id FROM conversations WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(db)
+                .await?
+        });
+        let (contact, sender) = row.ok_or(crate::StoreError::NotFound)?;
+        Ok((
+            parse("conversations.contact_id", &contact)?,
+            parse("conversations.sender_id", &sender)?,
+        ))
+    }
 }

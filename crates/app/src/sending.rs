@@ -1,0 +1,697 @@
+//! Sending (R2, R3, R4 enforced): every outbound message is decided by
+//! `switchboard_core::policy::evaluate`, and only an allowed one is written, together with its
+//! send job and the decision, in one transaction. `/policy/check` runs the same steps without
+//! writing anything but the decision.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use switchboard_core::consent::{current_status, ConsentStatus};
+use switchboard_core::contact::{Contact, Locale};
+use switchboard_core::dlp::DlpRuleSet;
+use switchboard_core::message::{
+    DeliveryStatus, Direction, Media, MediaKind, Message, StatusEvent, TemplateRef,
+};
+use switchboard_core::policy::{
+    evaluate, Content, Decision, Origin, PolicyContext, Recipient, SendRequest, SenderFacts,
+    Verdict,
+};
+use switchboard_core::sender::{Sender, DEFAULT_MEDIA_SIZE_LIMIT_BYTES};
+use switchboard_core::template::{MessageTag, Template};
+use switchboard_core::validation::required_text;
+use switchboard_core::{
+    Channel, ContactId, ConversationId, FieldError, MessageId, MessengerPsid, Permission,
+    PhoneNumber, Role, SenderId, ValidationErrors, WhatsappUserId,
+};
+use switchboard_store::decisions::DecisionRecord;
+use switchboard_store::jobs::NewJob;
+use switchboard_store::messages::MessageFilter;
+use switchboard_store::{PageRequest, StoreError};
+use time::OffsetDateTime;
+
+use crate::consent::actor_of;
+use crate::idempotency::{earlier_result, lost_race, Created, IdempotencyRequest};
+use crate::{AppError, AppState, Principal, Result};
+
+/// The queue outbound sends wait in for the dispatcher.
+pub const OUTBOUND_QUEUE: &str = "outbound";
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// How to choose the sender when none is named (R1.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum SenderMode {
+    /// Reply where the customer last wrote.
+    Auto,
+    /// The default sender of the contact's owner.
+    Owner,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TemplateSend {
+    pub name: String,
+    /// Defaults to the contact's locale, with language fallback (R3.5).
+    pub locale: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub variables: Map<String, Value>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MediaInput {
+    pub kind: MediaKind,
+    pub url: String,
+    pub size_bytes: Option<i64>,
+    pub caption: Option<String>,
+    pub filename: Option<String>,
+    pub mime_type: Option<String>,
+}
+
+/// A message to send: one recipient (`contact_id`, `to` or `conversation_id`), one sender
+/// (`sender_id`, or `sender` = `auto` / `owner`, or the conversation's, or the caller's
+/// default), and exactly one of `text`, `template`, `media`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SendInput {
+    pub sender_id: Option<SenderId>,
+    pub sender: Option<SenderMode>,
+    pub contact_id: Option<ContactId>,
+    /// An address: E.164 phone, WhatsApp user id, or Messenger id.
+    pub to: Option<String>,
+    pub conversation_id: Option<ConversationId>,
+    pub text: Option<String>,
+    pub template: Option<TemplateSend>,
+    pub media: Option<MediaInput>,
+    /// Messenger message tag.
+    pub tag: Option<MessageTag>,
+    /// Send later (R6.9).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub send_at: Option<OffsetDateTime>,
+}
+
+/// Everything a decision was made from, owned, so that a [`PolicyContext`] can borrow it.
+struct Facts {
+    sender: Sender,
+    contact: Option<Contact>,
+    to: Option<String>,
+    permitted: bool,
+    last_inbound_at: Option<OffsetDateTime>,
+    consent: ConsentStatus,
+    templates: Vec<Template>,
+    dlp: DlpRuleSet,
+    reach: (i64, bool),
+    request: SendRequest,
+    media: Option<MediaInput>,
+    send_at: Option<OffsetDateTime>,
+}
+
+impl Facts {
+    fn context(&self) -> PolicyContext<'_> {
+        PolicyContext {
+            sender: SenderFacts {
+                id: self.sender.id,
+                channel: self.sender.channel,
+                health: self.sender.health.status,
+                token_status: self.sender.health.token_status,
+                messaging_limit: self.sender.health.messaging_limit_tier,
+                business_initiated_recipients_24h: self.reach.0,
+                recipient_reached_24h: self.reach.1,
+                media_limit_bytes: DEFAULT_MEDIA_SIZE_LIMIT_BYTES,
+            },
+            sender_permitted: self.permitted,
+            recipient: match (&self.contact, &self.to) {
+                (Some(c), _) => Recipient::Known(c),
+                (None, Some(to)) => Recipient::Unknown(to),
+                (None, None) => Recipient::Unknown(""),
+            },
+            last_inbound_at: self.last_inbound_at,
+            consent: self.consent,
+            templates: &self.templates,
+            dlp: &self.dlp,
+            hours: None,
+        }
+    }
+
+    /// The facts as recorded with the decision, for the audit trail.
+    fn summary(&self, decision: &Decision) -> Value {
+        json!({
+            "sender": {
+                "id": self.sender.id,
+                "channel": self.sender.channel,
+                "health": self.sender.health,
+            },
+            "permitted": self.permitted,
+            "contact_id": self.contact.as_ref().map(|c| c.id),
+            "to": self.to,
+            "last_inbound_at": self.last_inbound_at.map(rfc3339),
+            "consent": self.consent,
+            "business_initiated_reach_24h": self.reach.0,
+            "window": decision.window,
+            "templates_considered": self.templates.len(),
+            "dlp_rules": !self.dlp.is_empty(),
+        })
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn parse_content(
+    input: &SendInput,
+    errors: &mut ValidationErrors,
+) -> Option<(Content, Option<MediaInput>)> {
+    let given = [
+        input.text.is_some(),
+        input.template.is_some(),
+        input.media.is_some(),
+    ]
+    .iter()
+    .filter(|g| **g)
+    .count();
+    if given != 1 {
+        errors.push(FieldError::new(
+            "text",
+            "invalid_content",
+            "send exactly one of `text`, `template` or `media`",
+        ));
+        return None;
+    }
+    if let Some(text) = &input.text {
+        let text = errors.check(required_text("text", text, MAX_TEXT_CHARS))?;
+        return Some((Content::Text(text), None));
+    }
+    if let Some(template) = &input.template {
+        let name = errors.check(required_text("template.name", &template.name, 512))?;
+        let locale = errors.check(
+            template
+                .locale
+                .as_deref()
+                .map(|l| Locale::parse("template.locale", l))
+                .transpose(),
+        )?;
+        return Some((
+            Content::Template {
+                name,
+                locale,
+                variables: template.variables.clone(),
+            },
+            None,
+        ));
+    }
+    let media = input.media.clone()?;
+    let url_ok = url_is_http(&media.url);
+    if !url_ok {
+        errors.push(FieldError::new(
+            "media.url",
+            "invalid_url",
+            "`media.url` must be an http or https URL",
+        ));
+        return None;
+    }
+    if media.size_bytes.is_some_and(|s| s < 0) {
+        errors.push(FieldError::new(
+            "media.size_bytes",
+            "invalid_value",
+            "`media.size_bytes` cannot be negative",
+        ));
+        return None;
+    }
+    Some((
+        Content::Media {
+            kind: media.kind,
+            size_bytes: media.size_bytes,
+            caption: media.caption.clone(),
+        },
+        Some(media),
+    ))
+}
+
+fn url_is_http(url: &str) -> bool {
+    let url = url.trim();
+    (url.starts_with("https://") || url.starts_with("http://")) && url.len() > "https://".len()
+}
+
+/// Finds the contact an address names, trying each kind of address it could be.
+async fn contact_by_address(state: &AppState, to: &str) -> Result<Option<Contact>> {
+    let phone = PhoneNumber::parse("to", to).ok();
+    let bsuid = WhatsappUserId::parse("to", to).ok();
+    let psid = MessengerPsid::parse("to", to).ok();
+    if phone.is_none() && bsuid.is_none() && psid.is_none() {
+        return Ok(None);
+    }
+    state
+        .store()
+        .find_contact_by_address(phone.as_ref(), bsuid.as_ref(), psid.as_ref())
+        .await
+        .map_err(AppError::Internal)
+}
+
+fn reference_error(field: &str, what: &str) -> impl Fn(StoreError) -> AppError + '_ {
+    move |e| match e {
+        StoreError::NotFound => AppError::Validation(
+            FieldError::new(field, "unknown_reference", format!("no such {what}")).into(),
+        ),
+        other => AppError::Internal(other),
+    }
+}
+
+async fn load_facts(state: &AppState, principal: &Principal, input: &SendInput) -> Result<Facts> {
+    let mut errors = ValidationErrors::new();
+    let recipients = [
+        input.contact_id.is_some(),
+        input.to.is_some(),
+        input.conversation_id.is_some(),
+    ]
+    .iter()
+    .filter(|g| **g)
+    .count();
+    if recipients != 1 {
+        errors.push(FieldError::new(
+            "to",
+            "invalid_recipient",
+            "name exactly one recipient: `contact_id`, `to` or `conversation_id`",
+        ));
+    }
+    if input.sender_id.is_some() && input.sender.is_some() {
+        errors.push(FieldError::new(
+            "sender",
+            "invalid_sender",
+            "give `sender_id` or `sender`, not both",
+        ));
+    }
+    let content = parse_content(input, &mut errors);
+    let (Some((content, media)), true) = (content, errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    let store = state.store();
+
+    // The recipient.
+    let (mut contact, mut conversation_sender) = (None, None);
+    if let Some(id) = input.conversation_id {
+        let (contact_id, sender_id) = store
+            .conversation_pair(id)
+            .await
+            .map_err(reference_error("conversation_id", "conversation"))?;
+        contact = Some(
+            store
+                .get_contact(contact_id)
+                .await
+                .map_err(AppError::Internal)?,
+        );
+        conversation_sender = Some(sender_id);
+    }
+    if let Some(id) = input.contact_id {
+        contact = Some(
+            store
+                .get_contact(id)
+                .await
+                .map_err(reference_error("contact_id", "contact"))?,
+        );
+    }
+    if let Some(to) = &input.to {
+        contact = contact_by_address(state, to).await?;
+    }
+
+    // The sender (R1.5).
+    let sender_id = match (input.sender_id, input.sender, conversation_sender) {
+        (Some(id), _, _) => id,
+        (None, Some(SenderMode::Auto), _) => {
+            let Some(c) = &contact else {
+                return Err(FieldError::new(
+                    "sender",
+                    "no_auto_sender",
+                    "`auto` replies where the contact last wrote, and this recipient never has",
+                )
+                .into());
+            };
+            let last = store
+                .list_messages(
+                    &MessageFilter {
+                        contact_id: Some(c.id),
+                        direction: Some(Direction::Inbound),
+                        ..Default::default()
+                    },
+                    &PageRequest {
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(AppError::Internal)?;
+            match last.items.first() {
+                Some(m) => m.sender_id,
+                None => {
+                    return Err(FieldError::new(
+                        "sender",
+                        "no_auto_sender",
+                        "`auto` replies where the contact last wrote, and they never have",
+                    )
+                    .into())
+                }
+            }
+        }
+        (None, Some(SenderMode::Owner), _) => {
+            let owner = contact.as_ref().and_then(|c| c.owner_id);
+            let default = match owner {
+                Some(owner) => store
+                    .get_user(owner)
+                    .await
+                    .map_err(AppError::Internal)?
+                    .default_sender_id,
+                None => None,
+            };
+            default.ok_or_else(|| {
+                AppError::from(FieldError::new(
+                    "sender",
+                    "no_owner_sender",
+                    "`owner` uses the default sender of the contact's owner, and there is none",
+                ))
+            })?
+        }
+        (None, None, Some(id)) => id,
+        (None, None, None) => principal
+            .user
+            .as_ref()
+            .and_then(|u| u.default_sender_id)
+            .ok_or_else(|| AppError::from(FieldError::required("sender_id")))?,
+    };
+    let sender = store
+        .get_sender(sender_id)
+        .await
+        .map_err(reference_error("sender_id", "sender"))?;
+
+    let permitted = match &principal.user {
+        Some(user) => user.role == Role::Admin || user.permitted_sender_ids.contains(&sender.id),
+        None => true,
+    };
+    let (last_inbound_at, consent) = match &contact {
+        Some(c) => {
+            let last = store
+                .last_inbound_at(c.id, sender.id)
+                .await
+                .map_err(AppError::Internal)?;
+            let events = store
+                .consent_events(c.id, Some(sender.channel))
+                .await
+                .map_err(AppError::Internal)?;
+            (last, current_status(&events, sender.channel))
+        }
+        None => (None, ConsentStatus::None),
+    };
+    let now = state.now();
+    let reach = store
+        .business_initiated_reach(
+            sender.id,
+            contact.as_ref().map(|c| c.id),
+            now - switchboard_core::policy::SERVICE_WINDOW,
+        )
+        .await
+        .map_err(AppError::Internal)?;
+    let templates = store
+        .sender_templates(sender.id)
+        .await
+        .map_err(AppError::Internal)?;
+    let dlp = crate::settings::dlp_rules(state).await?;
+    let origin = if principal.user.is_some() {
+        Origin::Agent
+    } else {
+        Origin::Api
+    };
+    Ok(Facts {
+        sender,
+        contact,
+        to: input.to.clone(),
+        permitted,
+        last_inbound_at,
+        consent,
+        templates,
+        dlp,
+        reach,
+        request: SendRequest {
+            content,
+            tag: input.tag,
+            origin,
+        },
+        media,
+        send_at: input.send_at,
+    })
+}
+
+fn decision_record(
+    principal: &Principal,
+    facts: &Facts,
+    decision: &Decision,
+    message_id: Option<MessageId>,
+    dry_run: bool,
+    at: OffsetDateTime,
+) -> DecisionRecord {
+    let (allowed, code, reason, kind) = match &decision.verdict {
+        Verdict::Allow(a) => (true, None, None, Some(a.kind.as_str().to_owned())),
+        Verdict::Refuse { code, reason } => (
+            false,
+            Some(code.as_str().to_owned()),
+            Some(reason.clone()),
+            None,
+        ),
+    };
+    let content = match &facts.request.content {
+        Content::Text(_) => json!({"kind": "text"}),
+        Content::Media { kind, size_bytes, .. } => {
+            json!({"kind": "media", "media_kind": kind, "size_bytes": size_bytes})
+        }
+        Content::Template { name, locale, .. } => {
+            json!({"kind": "template", "name": name, "locale": locale.as_ref().map(|l| l.as_str())})
+        }
+    };
+    DecisionRecord {
+        id: uuid_v7(),
+        at,
+        actor: actor_of(principal),
+        sender_id: Some(facts.sender.id.to_string()),
+        contact_id: facts.contact.as_ref().map(|c| c.id.to_string()),
+        channel: Some(facts.sender.channel.as_str().to_owned()),
+        allowed,
+        code,
+        reason,
+        kind,
+        message_id: message_id.map(|m| m.to_string()),
+        dry_run,
+        // The request's shape, not its text: the audit trail must not copy message bodies
+        // that data-loss prevention may have had to redact.
+        request: json!({
+            "content": content,
+            "tag": facts.request.tag,
+            "origin": facts.request.origin,
+            "send_at": facts.send_at.map(rfc3339),
+        }),
+        facts: facts.summary(decision),
+    }
+}
+
+fn uuid_v7() -> String {
+    MessageId::new().to_string()
+}
+
+/// What `/policy/check` answers: the decision, recorded as a dry run.
+pub async fn check_policy(
+    state: &AppState,
+    principal: &Principal,
+    input: &SendInput,
+) -> Result<Decision> {
+    principal.require(Permission::MessagesSend)?;
+    let facts = load_facts(state, principal, input).await?;
+    let now = state.now();
+    let decision = evaluate(&facts.request, &facts.context(), now);
+    state
+        .store()
+        .record_decision(&decision_record(
+            principal, &facts, &decision, None, true, now,
+        ))
+        .await
+        .map_err(AppError::Internal)?;
+    Ok(decision)
+}
+
+/// Sends a message: decided by the policy, then written with its send job in one transaction,
+/// or refused with nothing written but the decision.
+pub async fn send_message(
+    state: &AppState,
+    principal: &Principal,
+    input: SendInput,
+    idempotency: Option<IdempotencyRequest>,
+) -> Result<Created<Message>> {
+    principal.require(Permission::MessagesSend)?;
+    let key = idempotency.map(|i| i.for_principal(principal));
+    if let Some(key) = &key {
+        if let Some(id) = earlier_result(state, key, "message").await? {
+            return replay(state, &id).await;
+        }
+    }
+    let facts = load_facts(state, principal, &input).await?;
+    let now = state.now();
+    let decision = evaluate(&facts.request, &facts.context(), now);
+    let allowed = match &decision.verdict {
+        Verdict::Allow(allowed) => allowed.clone(),
+        Verdict::Refuse { .. } => {
+            state
+                .store()
+                .record_decision(&decision_record(
+                    principal, &facts, &decision, None, false, now,
+                ))
+                .await
+                .map_err(AppError::Internal)?;
+            return Err(AppError::PolicyRefused(Box::new(decision)));
+        }
+    };
+    let store = state.store();
+    let contact = match &facts.contact {
+        Some(c) => c.clone(),
+        None => create_recipient(state, &facts).await?,
+    };
+    let conversation = store
+        .ensure_conversation(contact.id, facts.sender.id, facts.sender.channel, now)
+        .await
+        .map_err(AppError::Internal)?;
+    let scheduled = facts.send_at.filter(|at| *at > now);
+    let status = if scheduled.is_some() {
+        DeliveryStatus::Scheduled
+    } else {
+        DeliveryStatus::Queued
+    };
+    let message_id = MessageId::new();
+    let (text, media) = match (&facts.request.content, &facts.media) {
+        (Content::Media { .. }, Some(m)) => (
+            None,
+            Some(Media {
+                kind: m.kind,
+                url: Some(m.url.trim().to_owned()),
+                provider_media_id: None,
+                mime_type: m.mime_type.clone(),
+                filename: m.filename.clone(),
+                caption: allowed.text.clone(),
+                size_bytes: m.size_bytes,
+                sha256: None,
+            }),
+        ),
+        _ => (allowed.text.clone(), None),
+    };
+    let message = Message {
+        id: message_id,
+        direction: Direction::Outbound,
+        channel: facts.sender.channel,
+        sender_id: facts.sender.id,
+        contact_id: contact.id,
+        conversation_id: Some(conversation),
+        text,
+        template: allowed.template.as_ref().map(|t| TemplateRef {
+            name: t.name.clone(),
+            locale: t.locale.clone(),
+            variables: t
+                .variables
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        }),
+        media,
+        channel_template_type: allowed.kind,
+        status,
+        status_history: vec![StatusEvent {
+            status,
+            at: now,
+            error: None,
+        }],
+        provider_message_id: None,
+        error: None,
+        provider_timestamp: None,
+        tag: allowed.tag,
+        business_initiated: allowed.business_initiated,
+        redacted: allowed.redacted,
+        send_at: scheduled,
+        actor: Some(actor_of(principal)),
+        created_at: now,
+        updated_at: now,
+    };
+    let job = NewJob {
+        id: uuid_v7(),
+        queue: OUTBOUND_QUEUE.to_owned(),
+        kind: "send_message".to_owned(),
+        payload: json!({"message_id": message_id}),
+        dedupe_key: Some(format!("send:{message_id}")),
+        run_at: scheduled.unwrap_or(now),
+        expires_at: None,
+    };
+    let record = decision_record(principal, &facts, &decision, Some(message_id), false, now);
+    match store
+        .create_outbound(&message, &job, &record, key.as_ref())
+        .await
+    {
+        Ok(()) => Ok(Created {
+            value: message,
+            replayed: false,
+        }),
+        Err(e) if lost_race(&e) => {
+            let key = key.expect("a key conflict needs a key");
+            match earlier_result(state, &key, "message").await? {
+                Some(id) => replay(state, &id).await,
+                None => Err(AppError::Internal(e)),
+            }
+        }
+        Err(e) => Err(AppError::Internal(e)),
+    }
+}
+
+async fn replay(state: &AppState, id: &str) -> Result<Created<Message>> {
+    let id: MessageId = id
+        .parse()
+        .map_err(|_| AppError::Internal(StoreError::Corrupt(format!("idempotent id {id}"))))?;
+    let message = state
+        .store()
+        .get_message(id)
+        .await
+        .map_err(|e| AppError::from_store("message", e))?;
+    Ok(Created {
+        value: message,
+        replayed: true,
+    })
+}
+
+/// A recipient addressed by `to` whom the policy allowed (an SMS number, say) becomes a
+/// contact, so that the message and its conversation have someone to belong to.
+async fn create_recipient(state: &AppState, facts: &Facts) -> Result<Contact> {
+    let to = facts.to.as_deref().unwrap_or_default();
+    let now = state.now();
+    let mut contact = Contact::unsaved();
+    contact.id = ContactId::new();
+    contact.created_at = now;
+    contact.updated_at = now;
+    match facts.sender.channel {
+        Channel::Messenger => contact.messenger_psid = MessengerPsid::parse("to", to).ok(),
+        Channel::Sms => contact.phone = PhoneNumber::parse("to", to).ok(),
+        Channel::Whatsapp => {
+            contact.phone = PhoneNumber::parse("to", to).ok();
+            if contact.phone.is_none() {
+                contact.whatsapp_user_id = WhatsappUserId::parse("to", to).ok();
+            }
+        }
+    }
+    match state.store().create_contact(&contact, None).await {
+        Ok(()) => Ok(contact),
+        // Created meanwhile by another request: use that one.
+        Err(StoreError::Conflict { existing_id: Some(id), .. }) => state
+            .store()
+            .get_contact(id.parse().map_err(|_| {
+                AppError::Internal(StoreError::Corrupt(format!("contact id {id}")))
+            })?)
+            .await
+            .map_err(AppError::Internal),
+        Err(e) => Err(AppError::Internal(e)),
+    }
+}

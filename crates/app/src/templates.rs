@@ -1,0 +1,318 @@
+//! Templates (R3): created per sender and locale, validated against the channel's rules, and
+//! moved through their approval lifecycle with every step recorded.
+
+use serde::Deserialize;
+use switchboard_core::template::{
+    validate_template, Template, TemplateInput, TemplateStatus, TemplateTransition,
+    MAX_TEMPLATES_PER_WHATSAPP_SENDER,
+};
+use switchboard_core::{Channel, FieldError, Permission, SenderId, TemplateId};
+use switchboard_store::templates::TemplateFilter;
+use switchboard_store::{Page, PageRequest, StoreError};
+
+use crate::{AppError, AppState, Principal, Result};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewTemplate {
+    pub sender_id: SenderId,
+    #[serde(flatten)]
+    pub template: TemplateInput,
+    /// Make this the sender's one-click template for an expired window (R3.7).
+    #[serde(default)]
+    pub recontact: bool,
+}
+
+/// A change of status: Meta's verdict on a submitted template, a quality pause, or an
+/// operator's decision.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatusChange {
+    pub status: TemplateStatus,
+    pub reason: Option<String>,
+}
+
+fn template_store_error(error: StoreError) -> AppError {
+    match error {
+        StoreError::Conflict { field, existing_id } if field == "locale" => AppError::Conflict {
+            code: "duplicate_template",
+            detail: "the sender already has a template with this name and locale".to_owned(),
+            field: Some(field),
+            existing_id,
+        },
+        StoreError::InUse => AppError::Conflict {
+            code: "template_in_use",
+            field: None,
+            existing_id: None,
+            detail: "the template is referred to by other records".to_owned(),
+        },
+        other => AppError::from_store("template", other),
+    }
+}
+
+fn actor(principal: &Principal) -> String {
+    match principal.user_id() {
+        Some(user) => format!("user:{user}"),
+        None => format!("token:{}", principal.token.id),
+    }
+}
+
+pub async fn create_template(
+    state: &AppState,
+    principal: &Principal,
+    input: NewTemplate,
+) -> Result<Template> {
+    principal.require(Permission::TemplatesWrite)?;
+    let sender = state
+        .store()
+        .get_sender(input.sender_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => AppError::Validation(
+                FieldError::new("sender_id", "unknown_reference", "no such sender").into(),
+            ),
+            other => AppError::Internal(other),
+        })?;
+    let content = validate_template(input.template, sender.channel)?;
+    if sender.channel == Channel::Whatsapp {
+        let existing = state
+            .store()
+            .sender_templates(sender.id)
+            .await
+            .map_err(AppError::Internal)?;
+        let new_name = !existing.iter().any(|t| t.content.name == content.name);
+        let names = state
+            .store()
+            .count_template_names(sender.id)
+            .await
+            .map_err(AppError::Internal)?;
+        if new_name && names >= MAX_TEMPLATES_PER_WHATSAPP_SENDER as i64 {
+            return Err(FieldError::new(
+                "name",
+                "too_many_templates",
+                format!(
+                    "a WhatsApp number may have at most {MAX_TEMPLATES_PER_WHATSAPP_SENDER} \
+                     template names"
+                ),
+            )
+            .into());
+        }
+    }
+    let now = state.now();
+    let template = Template {
+        id: TemplateId::new(),
+        sender_id: sender.id,
+        content,
+        status: TemplateStatus::Draft,
+        status_reason: None,
+        recontact: input.recontact,
+        provider_template_id: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .store()
+        .create_template(&template)
+        .await
+        .map_err(template_store_error)?;
+    // Messenger tag templates and SMS templates need no provider approval (R3.6).
+    if sender.channel != Channel::Whatsapp {
+        return transition(
+            state,
+            template.id,
+            TemplateStatus::Approved,
+            Some(format!("{} templates need no approval", sender.channel)),
+            "system".to_owned(),
+        )
+        .await;
+    }
+    Ok(template)
+}
+
+pub async fn get_template(
+    state: &AppState,
+    principal: &Principal,
+    id: TemplateId,
+) -> Result<(Template, Vec<TemplateTransition>)> {
+    principal.require(Permission::TemplatesRead)?;
+    let template = state
+        .store()
+        .get_template(id)
+        .await
+        .map_err(template_store_error)?;
+    let transitions = state
+        .store()
+        .template_transitions(id)
+        .await
+        .map_err(AppError::Internal)?;
+    Ok((template, transitions))
+}
+
+pub async fn list_templates(
+    state: &AppState,
+    principal: &Principal,
+    filter: &TemplateFilter,
+    page: &PageRequest,
+) -> Result<Page<Template>> {
+    principal.require(Permission::TemplatesRead)?;
+    state
+        .store()
+        .list_templates(filter, page)
+        .await
+        .map_err(AppError::Internal)
+}
+
+/// Replaces a template's content. Content Meta has approved or is reviewing cannot change
+/// under it: only drafts and rejected templates are edited (then resubmitted).
+pub async fn update_template(
+    state: &AppState,
+    principal: &Principal,
+    id: TemplateId,
+    input: TemplateInput,
+    recontact: Option<bool>,
+) -> Result<Template> {
+    principal.require(Permission::TemplatesWrite)?;
+    let mut template = state
+        .store()
+        .get_template(id)
+        .await
+        .map_err(template_store_error)?;
+    let sender = state
+        .store()
+        .get_sender(template.sender_id)
+        .await
+        .map_err(AppError::Internal)?;
+    let editable = sender.channel != Channel::Whatsapp
+        || matches!(template.status, TemplateStatus::Draft | TemplateStatus::Rejected);
+    if !editable {
+        return Err(AppError::Conflict {
+            code: "template_locked",
+            field: Some("status".to_owned()),
+            existing_id: None,
+            detail: format!(
+                "a {} WhatsApp template cannot be edited; create a new one",
+                serde_json::to_value(template.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    template.content = validate_template(input, sender.channel)?;
+    if let Some(recontact) = recontact {
+        template.recontact = recontact;
+    }
+    template.updated_at = state.now();
+    state
+        .store()
+        .update_template(&template)
+        .await
+        .map_err(template_store_error)?;
+    Ok(template)
+}
+
+pub async fn delete_template(state: &AppState, principal: &Principal, id: TemplateId) -> Result<()> {
+    principal.require(Permission::TemplatesWrite)?;
+    state
+        .store()
+        .delete_template(id)
+        .await
+        .map_err(template_store_error)
+}
+
+/// Submits a WhatsApp template for Meta's review (draft or rejected -> pending). The
+/// submission itself is queued for the provider connector.
+pub async fn submit_template(
+    state: &AppState,
+    principal: &Principal,
+    id: TemplateId,
+) -> Result<Template> {
+    principal.require(Permission::TemplatesWrite)?;
+    let template = state
+        .store()
+        .get_template(id)
+        .await
+        .map_err(template_store_error)?;
+    let sender = state
+        .store()
+        .get_sender(template.sender_id)
+        .await
+        .map_err(AppError::Internal)?;
+    if sender.channel != Channel::Whatsapp {
+        return Err(AppError::Conflict {
+            code: "no_approval_needed",
+            field: None,
+            existing_id: None,
+            detail: format!("{} templates need no approval", sender.channel),
+        });
+    }
+    transition(state, id, TemplateStatus::Pending, None, actor(principal)).await
+}
+
+/// Records a status change (Meta's verdict, a quality pause, an operator's decision),
+/// refusing any step the lifecycle does not allow.
+pub async fn change_status(
+    state: &AppState,
+    principal: &Principal,
+    id: TemplateId,
+    change: StatusChange,
+) -> Result<Template> {
+    principal.require(Permission::TemplatesWrite)?;
+    transition(state, id, change.status, change.reason, actor(principal)).await
+}
+
+async fn transition(
+    state: &AppState,
+    id: TemplateId,
+    to: TemplateStatus,
+    reason: Option<String>,
+    actor: String,
+) -> Result<Template> {
+    let template = state
+        .store()
+        .get_template(id)
+        .await
+        .map_err(template_store_error)?;
+    let from = template.status;
+    if !from.can_transition_to(to) {
+        let name = |s: TemplateStatus| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        return Err(AppError::Conflict {
+            code: "invalid_transition",
+            field: Some("status".to_owned()),
+            existing_id: None,
+            detail: format!("a {} template cannot become {}", name(from), name(to)),
+        });
+    }
+    let step = TemplateTransition {
+        from,
+        to,
+        at: state.now(),
+        actor,
+        reason,
+    };
+    let moved = state
+        .store()
+        .transition_template(id, &step)
+        .await
+        .map_err(AppError::Internal)?;
+    if !moved {
+        return Err(AppError::Conflict {
+            code: "concurrent_change",
+            field: Some("status".to_owned()),
+            existing_id: None,
+            detail: "the template's status changed meanwhile; read it again".to_owned(),
+        });
+    }
+    state
+        .store()
+        .get_template(id)
+        .await
+        .map_err(template_store_error)
+}
