@@ -14,8 +14,8 @@ pub mod patch;
 pub mod senders;
 pub mod sending;
 pub mod settings;
-pub mod templates;
 mod state;
+pub mod templates;
 pub mod users;
 
 pub use auth::Principal;

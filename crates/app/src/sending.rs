@@ -254,7 +254,7 @@ async fn contact_by_address(state: &AppState, to: &str) -> Result<Option<Contact
         .map_err(AppError::Internal)
 }
 
-fn reference_error(field: &str, what: &str) -> impl Fn(StoreError) -> AppError + '_ {
+fn reference_error<'a>(field: &'a str, what: &'a str) -> impl Fn(StoreError) -> AppError + 'a {
     move |e| match e {
         StoreError::NotFound => AppError::Validation(
             FieldError::new(field, "unknown_reference", format!("no such {what}")).into(),
@@ -361,11 +361,13 @@ async fn load_facts(state: &AppState, principal: &Principal, input: &SendInput) 
         (None, Some(SenderMode::Owner), _) => {
             let owner = contact.as_ref().and_then(|c| c.owner_id);
             let default = match owner {
-                Some(owner) => store
-                    .get_user(owner)
-                    .await
-                    .map_err(AppError::Internal)?
-                    .default_sender_id,
+                Some(owner) => {
+                    store
+                        .get_user(owner)
+                        .await
+                        .map_err(AppError::Internal)?
+                        .default_sender_id
+                }
                 None => None,
             };
             default.ok_or_else(|| {
@@ -464,7 +466,9 @@ fn decision_record(
     };
     let content = match &facts.request.content {
         Content::Text(_) => json!({"kind": "text"}),
-        Content::Media { kind, size_bytes, .. } => {
+        Content::Media {
+            kind, size_bytes, ..
+        } => {
             json!({"kind": "media", "media_kind": kind, "size_bytes": size_bytes})
         }
         Content::Template { name, locale, .. } => {
@@ -685,13 +689,18 @@ async fn create_recipient(state: &AppState, facts: &Facts) -> Result<Contact> {
     match state.store().create_contact(&contact, None).await {
         Ok(()) => Ok(contact),
         // Created meanwhile by another request: use that one.
-        Err(StoreError::Conflict { existing_id: Some(id), .. }) => state
-            .store()
-            .get_contact(id.parse().map_err(|_| {
-                AppError::Internal(StoreError::Corrupt(format!("contact id {id}")))
-            })?)
-            .await
-            .map_err(AppError::Internal),
+        Err(StoreError::Conflict {
+            existing_id: Some(id),
+            ..
+        }) => {
+            state
+                .store()
+                .get_contact(id.parse().map_err(|_| {
+                    AppError::Internal(StoreError::Corrupt(format!("contact id {id}")))
+                })?)
+                .await
+                .map_err(AppError::Internal)
+        }
         Err(e) => Err(AppError::Internal(e)),
     }
 }

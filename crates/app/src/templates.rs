@@ -185,7 +185,10 @@ pub async fn update_template(
         .await
         .map_err(AppError::Internal)?;
     let editable = sender.channel != Channel::Whatsapp
-        || matches!(template.status, TemplateStatus::Draft | TemplateStatus::Rejected);
+        || matches!(
+            template.status,
+            TemplateStatus::Draft | TemplateStatus::Rejected
+        );
     if !editable {
         return Err(AppError::Conflict {
             code: "template_locked",
@@ -213,7 +216,11 @@ pub async fn update_template(
     Ok(template)
 }
 
-pub async fn delete_template(state: &AppState, principal: &Principal, id: TemplateId) -> Result<()> {
+pub async fn delete_template(
+    state: &AppState,
+    principal: &Principal,
+    id: TemplateId,
+) -> Result<()> {
     principal.require(Permission::TemplatesWrite)?;
     state
         .store()

@@ -11,6 +11,7 @@ pub mod contact;
 pub mod dlp;
 pub mod ids;
 pub mod message;
+pub mod policy;
 pub mod sender;
 pub mod template;
 pub mod time;

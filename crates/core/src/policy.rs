@@ -471,7 +471,10 @@ fn decide(
         if let Some(hours) = ctx.hours.filter(|h| !h.open) {
             let when = hours
                 .opens_at
-                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
                 .map(|t| format!("; it will be sent when business hours open at {t}"))
                 .unwrap_or_default();
             return refuse(
@@ -487,7 +490,9 @@ fn decide(
         text,
         redacted,
         template,
-        tag: (kind == ChannelTemplateType::MessageTag).then_some(tag).flatten(),
+        tag: (kind == ChannelTemplateType::MessageTag)
+            .then_some(tag)
+            .flatten(),
         business_initiated,
     })
 }
@@ -581,8 +586,7 @@ fn check_address(channel: Channel, recipient: &Recipient<'_>) -> Result<(), Refu
                                               country prefix, or a WhatsApp user id"
                             .to_owned(),
                         Channel::Sms => {
-                            "`to` must be an E.164 phone number with its country prefix"
-                                .to_owned()
+                            "`to` must be an E.164 phone number with its country prefix".to_owned()
                         }
                     },
                 ),
@@ -594,10 +598,7 @@ fn check_address(channel: Channel, recipient: &Recipient<'_>) -> Result<(), Refu
 /// The locales to try for a template, best first (R3.5): the one asked for, else the
 /// contact's; then its language alone (`en` for `en_GB`); then other regions of the same
 /// language in alphabetical order. With no locale to go by, every locale in alphabetical order.
-fn locale_preference<'t>(
-    templates: &[&'t Template],
-    wanted: Option<&Locale>,
-) -> Vec<&'t Template> {
+fn locale_preference<'t>(templates: &[&'t Template], wanted: Option<&Locale>) -> Vec<&'t Template> {
     let mut ordered: Vec<&Template> = templates.to_vec();
     ordered.sort_by(|a, b| a.content.locale.as_str().cmp(b.content.locale.as_str()));
     let Some(wanted) = wanted else {
@@ -732,7 +733,10 @@ fn check_tag(
     if ctx.sender.channel != Channel::Messenger {
         return refuse(
             RefusalCode::TagNotAllowed,
-            format!("message tags exist only on Messenger, not on {}", ctx.sender.channel),
+            format!(
+                "message tags exist only on Messenger, not on {}",
+                ctx.sender.channel
+            ),
         );
     }
     if tag == MessageTag::HumanAgent {
@@ -855,7 +859,9 @@ fn window_closed_reason(window: &WindowState, advice: &str) -> String {
             .ok()
     }) {
         Some(at) => format!("the 24-hour customer-service window closed at {at}; {advice}"),
-        None => format!("the customer has not written to this sender, so there is no open window; {advice}"),
+        None => format!(
+            "the customer has not written to this sender, so there is no open window; {advice}"
+        ),
     }
 }
 
@@ -965,7 +971,10 @@ fn what_is_allowed(
             }
         }
         Channel::Messenger if window.open => {
-            vec![ChannelTemplateType::Session, ChannelTemplateType::MessageTag]
+            vec![
+                ChannelTemplateType::Session,
+                ChannelTemplateType::MessageTag,
+            ]
         }
         Channel::Messenger if ctx.last_inbound_at.is_some() => {
             vec![ChannelTemplateType::MessageTag]

@@ -62,16 +62,24 @@ impl Store {
     /// The jobs of a queue in the order they are due (for inspection and tests).
     pub async fn queued_jobs(&self, queue: &str) -> Result<Vec<Job>> {
         #[allow(clippy::type_complexity)]
-        let rows: Vec<(String, String, String, sqlx::types::Json<Value>, Option<String>, String, i64, i64)> =
-            read_pool!(self, |db| {
-                sqlx::query_as(
-                    "SELECT id, queue, kind, payload, dedupe_key, status, attempt, run_at \
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            sqlx::types::Json<Value>,
+            Option<String>,
+            String,
+            i64,
+            i64,
+        )> = read_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT id, queue, kind, payload, dedupe_key, status, attempt, run_at \
                      FROM jobs WHERE queue = $1 ORDER BY run_at, id",
-                )
-                .bind(queue)
-                .fetch_all(db)
-                .await?
-            });
+            )
+            .bind(queue)
+            .fetch_all(db)
+            .await?
+        });
         Ok(rows
             .into_iter()
             .map(

@@ -97,4 +97,3 @@ macro_rules! insert_consent_event {
         .await?;
     }};
 }
-

@@ -8,9 +8,9 @@ use switchboard_core::message::{
 use switchboard_core::{Channel, ContactId, ConversationId, MessageId, SenderId};
 use time::OffsetDateTime;
 
-use crate::rows::{at, json_value, ms, parse, parse_opt};
 use crate::decisions::{insert_decision, DecisionRecord};
 use crate::jobs::{insert_job, NewJob};
+use crate::rows::{at, json_value, ms, parse, parse_opt};
 use crate::{IdempotencyKey, Page, PageRequest, Result, Store, StoreError};
 
 /// A message row, joined with one of its status events (or none).
@@ -171,7 +171,12 @@ macro_rules! insert_message_row {
         .bind(message.status.as_str())
         .bind(&message.provider_message_id)
         .bind(message.error.as_ref().map(|e| e.code.as_str()))
-        .bind(message.error.as_ref().and_then(|e| e.provider_code.as_deref()))
+        .bind(
+            message
+                .error
+                .as_ref()
+                .and_then(|e| e.provider_code.as_deref()),
+        )
         .bind(message.error.as_ref().map(|e| e.reason.as_str()))
         .bind(message.provider_timestamp.map(ms))
         .bind(message.tag.map(|t| crate::rows::enum_text(&t)))

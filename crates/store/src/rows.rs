@@ -42,7 +42,10 @@ pub(crate) fn json_value<T: serde::de::DeserializeOwned>(
 }
 
 /// Reads an enum stored as its serde name (`approved`, `HUMAN_AGENT`).
-pub(crate) fn word<T: serde::de::DeserializeOwned>(column: &str, value: &str) -> Result<T, StoreError> {
+pub(crate) fn word<T: serde::de::DeserializeOwned>(
+    column: &str,
+    value: &str,
+) -> Result<T, StoreError> {
     json_value(column, serde_json::Value::String(value.to_owned()))
 }
 

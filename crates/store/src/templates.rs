@@ -2,9 +2,7 @@
 
 use serde_json::Value;
 use sqlx::types::Json;
-use switchboard_core::template::{
-    Template, TemplateContent, TemplateStatus, TemplateTransition,
-};
+use switchboard_core::template::{Template, TemplateContent, TemplateStatus, TemplateTransition};
 use switchboard_core::{SenderId, TemplateId};
 
 use crate::rows::{at, enum_text, json_value, ms, parse, word};

@@ -81,7 +81,12 @@ fn template(sender: SenderId, name: &str, locale: &str, recontact: bool) -> Temp
     }
 }
 
-fn message(sender: &Sender, contact: &Contact, direction: Direction, at: OffsetDateTime) -> Message {
+fn message(
+    sender: &Sender,
+    contact: &Contact,
+    direction: Direction,
+    at: OffsetDateTime,
+) -> Message {
     let status = if direction == Direction::Inbound {
         DeliveryStatus::Received
     } else {
@@ -99,7 +104,11 @@ fn message(sender: &Sender, contact: &Contact, direction: Direction, at: OffsetD
         media: None,
         channel_template_type: ChannelTemplateType::Session,
         status,
-        status_history: vec![StatusEvent { status, at, error: None }],
+        status_history: vec![StatusEvent {
+            status,
+            at,
+            error: None,
+        }],
         provider_message_id: None,
         error: None,
         provider_timestamp: (direction == Direction::Inbound).then_some(at),
@@ -172,7 +181,10 @@ async fn templates_move_through_a_fenced_lifecycle(db: TestDb) {
         .unwrap());
     // A stale transition (from a status the template has left) changes nothing.
     assert!(!store
-        .transition_template(en.id, &step(TemplateStatus::Draft, TemplateStatus::Approved))
+        .transition_template(
+            en.id,
+            &step(TemplateStatus::Draft, TemplateStatus::Approved)
+        )
         .await
         .unwrap());
     let mut rejected = step(TemplateStatus::Pending, TemplateStatus::Rejected);
@@ -209,7 +221,10 @@ async fn templates_move_through_a_fenced_lifecycle(db: TestDb) {
     assert_eq!(recontact, ["welcome"]);
 
     store.delete_template(fr.id).await.unwrap();
-    assert!(matches!(store.get_template(fr.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.get_template(fr.id).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 async fn the_consent_ledger_is_appended_in_order(db: TestDb) {
@@ -245,11 +260,23 @@ async fn the_consent_ledger_is_appended_in_order(db: TestDb) {
         whatsapp.iter().map(|e| e.status).collect::<Vec<_>>(),
         [ConsentStatus::Requested, ConsentStatus::OptedIn]
     );
-    assert_eq!(store.consent_events(contact.id, None).await.unwrap().len(), 3);
+    assert_eq!(
+        store.consent_events(contact.id, None).await.unwrap().len(),
+        3
+    );
 
-    assert_eq!(store.whatsapp_unavailable_since(contact.id).await.unwrap(), None);
-    store.set_whatsapp_unavailable(contact.id, Some(t)).await.unwrap();
-    assert_eq!(store.whatsapp_unavailable_since(contact.id).await.unwrap(), Some(t));
+    assert_eq!(
+        store.whatsapp_unavailable_since(contact.id).await.unwrap(),
+        None
+    );
+    store
+        .set_whatsapp_unavailable(contact.id, Some(t))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.whatsapp_unavailable_since(contact.id).await.unwrap(),
+        Some(t)
+    );
 }
 
 async fn an_outbound_message_its_job_and_its_decision_commit_together(db: TestDb) {
@@ -271,17 +298,30 @@ async fn an_outbound_message_its_job_and_its_decision_commit_together(db: TestDb
     assert_eq!(jobs[0].status, "queued");
     assert_eq!(store.count_decisions().await.unwrap(), 1);
     assert_eq!(
-        store.find_idempotency("token:1", "k1").await.unwrap().unwrap().resource_kind,
+        store
+            .find_idempotency("token:1", "k1")
+            .await
+            .unwrap()
+            .unwrap()
+            .resource_kind,
         "message"
     );
 
     // A second write with the same key fails whole: no message, no job, no decision.
     let again = message(&sender, &contact, Direction::Outbound, now());
     assert!(store
-        .create_outbound(&again, &job(&again), &decision(Some(&again), true), Some(&key))
+        .create_outbound(
+            &again,
+            &job(&again),
+            &decision(Some(&again), true),
+            Some(&key)
+        )
         .await
         .is_err());
-    assert!(matches!(store.get_message(again.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.get_message(again.id).await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(store.queued_jobs("outbound").await.unwrap().len(), 1);
     assert_eq!(store.count_decisions().await.unwrap(), 1);
 
@@ -292,7 +332,10 @@ async fn an_outbound_message_its_job_and_its_decision_commit_together(db: TestDb
 
 async fn inbound_messages_open_the_window_and_reopen_conversations(db: TestDb) {
     let (store, sender, contact) = setup(&db).await;
-    assert_eq!(store.last_inbound_at(contact.id, sender.id).await.unwrap(), None);
+    assert_eq!(
+        store.last_inbound_at(contact.id, sender.id).await.unwrap(),
+        None
+    );
     let conversation = store
         .ensure_conversation(contact.id, sender.id, sender.channel, now())
         .await
@@ -302,7 +345,10 @@ async fn inbound_messages_open_the_window_and_reopen_conversations(db: TestDb) {
     first.conversation_id = Some(conversation);
     first.provider_message_id = Some("wamid.1".into());
     store.record_inbound(&first, None).await.unwrap();
-    assert_eq!(store.last_inbound_at(contact.id, sender.id).await.unwrap(), Some(old));
+    assert_eq!(
+        store.last_inbound_at(contact.id, sender.id).await.unwrap(),
+        Some(old)
+    );
 
     // Provider timestamps decide, not arrival order: a late delivery of an older message does
     // not move the window back.
@@ -320,10 +366,18 @@ async fn inbound_messages_open_the_window_and_reopen_conversations(db: TestDb) {
         at: now(),
     };
     store.record_inbound(&second, Some(&opt_out)).await.unwrap();
-    let mut late = message(&sender, &contact, Direction::Inbound, old - Duration::hours(1));
+    let mut late = message(
+        &sender,
+        &contact,
+        Direction::Inbound,
+        old - Duration::hours(1),
+    );
     late.conversation_id = Some(conversation);
     store.record_inbound(&late, None).await.unwrap();
-    assert_eq!(store.last_inbound_at(contact.id, sender.id).await.unwrap(), Some(fresh));
+    assert_eq!(
+        store.last_inbound_at(contact.id, sender.id).await.unwrap(),
+        Some(fresh)
+    );
     assert_eq!(
         store.consent_events(contact.id, None).await.unwrap()[0].status,
         ConsentStatus::OptedOut
@@ -344,23 +398,42 @@ async fn business_initiated_reach_counts_distinct_recent_recipients(db: TestDb) 
     let (store, sender, contact) = setup(&db).await;
     let since = now() - Duration::hours(24);
     assert_eq!(
-        store.business_initiated_reach(sender.id, Some(contact.id), since).await.unwrap(),
+        store
+            .business_initiated_reach(sender.id, Some(contact.id), since)
+            .await
+            .unwrap(),
         (0, false)
     );
     for age in [1, 2] {
-        let mut m = message(&sender, &contact, Direction::Outbound, now() - Duration::hours(age));
+        let mut m = message(
+            &sender,
+            &contact,
+            Direction::Outbound,
+            now() - Duration::hours(age),
+        );
         m.business_initiated = true;
         store.insert_message(&m).await.unwrap();
     }
-    let mut old = message(&sender, &contact, Direction::Outbound, now() - Duration::hours(30));
+    let mut old = message(
+        &sender,
+        &contact,
+        Direction::Outbound,
+        now() - Duration::hours(30),
+    );
     old.business_initiated = true;
     store.insert_message(&old).await.unwrap();
     assert_eq!(
-        store.business_initiated_reach(sender.id, Some(contact.id), since).await.unwrap(),
+        store
+            .business_initiated_reach(sender.id, Some(contact.id), since)
+            .await
+            .unwrap(),
         (1, true)
     );
     assert_eq!(
-        store.business_initiated_reach(sender.id, Some(ContactId::new()), since).await.unwrap(),
+        store
+            .business_initiated_reach(sender.id, Some(ContactId::new()), since)
+            .await
+            .unwrap(),
         (1, false)
     );
 }
@@ -368,9 +441,18 @@ async fn business_initiated_reach_counts_distinct_recent_recipients(db: TestDb) 
 async fn settings_are_documents_by_key(db: TestDb) {
     let (store, _, _) = setup(&db).await;
     assert_eq!(store.get_setting("dlp").await.unwrap(), None);
-    store.put_setting("dlp", &json!({"rules": []}), now()).await.unwrap();
-    store.put_setting("dlp", &json!({"rules": [1]}), now()).await.unwrap();
-    assert_eq!(store.get_setting("dlp").await.unwrap(), Some(json!({"rules": [1]})));
+    store
+        .put_setting("dlp", &json!({"rules": []}), now())
+        .await
+        .unwrap();
+    store
+        .put_setting("dlp", &json!({"rules": [1]}), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_setting("dlp").await.unwrap(),
+        Some(json!({"rules": [1]}))
+    );
 }
 
 both_backends!(
