@@ -9,6 +9,7 @@ pub mod consent;
 pub mod contacts;
 mod error;
 pub mod idempotency;
+pub mod inbound;
 pub mod messages;
 pub mod patch;
 pub mod senders;

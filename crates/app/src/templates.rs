@@ -1,15 +1,19 @@
 //! Templates (R3): created per sender and locale, validated against the channel's rules, and
 //! moved through their approval lifecycle with every step recorded.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use switchboard_core::template::{
-    validate_template, Template, TemplateInput, TemplateStatus, TemplateTransition,
+    validate_template, MessageTag, Template, TemplateButton, TemplateCategory, TemplateContent,
+    TemplateHeader, TemplateInput, TemplateStatus, TemplateTransition,
     MAX_TEMPLATES_PER_WHATSAPP_SENDER,
 };
 use switchboard_core::{Channel, FieldError, Permission, SenderId, TemplateId};
 use switchboard_store::templates::TemplateFilter;
 use switchboard_store::{Page, PageRequest, StoreError};
 
+use crate::patch::nullable;
 use crate::{AppError, AppState, Principal, Result};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -22,6 +26,51 @@ pub struct NewTemplate {
     /// Make this the sender's one-click template for an expired window (R3.7).
     #[serde(default)]
     pub recontact: bool,
+}
+
+/// Fields to change; the others keep their values. The result is validated as a whole.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TemplatePatch {
+    pub name: Option<String>,
+    pub locale: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<TemplateCategory>))]
+    pub category: Option<Option<TemplateCategory>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<TemplateHeader>))]
+    pub header: Option<Option<TemplateHeader>>,
+    pub body: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub footer: Option<Option<String>>,
+    pub buttons: Option<Vec<TemplateButton>>,
+    pub variable_mapping: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<MessageTag>))]
+    pub tag: Option<Option<MessageTag>>,
+    pub recontact: Option<bool>,
+}
+
+impl TemplatePatch {
+    fn over(self, content: &TemplateContent) -> TemplateInput {
+        TemplateInput {
+            name: self.name.unwrap_or_else(|| content.name.clone()),
+            locale: self
+                .locale
+                .unwrap_or_else(|| content.locale.as_str().to_owned()),
+            category: self.category.unwrap_or(content.category),
+            header: self.header.unwrap_or_else(|| content.header.clone()),
+            body: self.body.unwrap_or_else(|| content.body.clone()),
+            footer: self.footer.unwrap_or_else(|| content.footer.clone()),
+            buttons: self.buttons.unwrap_or_else(|| content.buttons.clone()),
+            variable_mapping: self
+                .variable_mapping
+                .unwrap_or_else(|| content.variable_mapping.clone()),
+            tag: self.tag.unwrap_or(content.tag),
+        }
+    }
 }
 
 /// A change of status: Meta's verdict on a submitted template, a quality pause, or an
@@ -170,8 +219,7 @@ pub async fn update_template(
     state: &AppState,
     principal: &Principal,
     id: TemplateId,
-    input: TemplateInput,
-    recontact: Option<bool>,
+    patch: TemplatePatch,
 ) -> Result<Template> {
     principal.require(Permission::TemplatesWrite)?;
     let mut template = state
@@ -203,7 +251,8 @@ pub async fn update_template(
             ),
         });
     }
-    template.content = validate_template(input, sender.channel)?;
+    let recontact = patch.recontact;
+    template.content = validate_template(patch.over(&template.content), sender.channel)?;
     if let Some(recontact) = recontact {
         template.recontact = recontact;
     }

@@ -560,12 +560,11 @@ fn check_address(channel: Channel, recipient: &Recipient<'_>) -> Result<(), Refu
                 return Ok(());
             }
             // A valid address of another channel is a mismatch; anything else is malformed.
+            // Bare digits look like a Messenger id but on a phone channel they are far more
+            // likely a number missing its country prefix, so they count as malformed there.
             let other_channel = match channel {
-                Channel::Whatsapp => psid.is_ok().then_some("a Messenger id"),
-                Channel::Sms => bsuid
-                    .is_ok()
-                    .then_some("a WhatsApp user id")
-                    .or(psid.is_ok().then_some("a Messenger id")),
+                Channel::Whatsapp => None,
+                Channel::Sms => bsuid.is_ok().then_some("a WhatsApp user id"),
                 Channel::Messenger => phone
                     .is_ok()
                     .then_some("a phone number")

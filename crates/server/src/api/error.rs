@@ -6,6 +6,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use switchboard_app::AppError;
+use switchboard_core::message::ChannelTemplateType;
+use switchboard_core::policy::WindowState;
 use switchboard_core::FieldError;
 use utoipa::ToSchema;
 
@@ -32,6 +34,14 @@ pub struct Problem {
     /// For a 409: the id of the resource already holding the value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub existing_id: Option<String>,
+    /// For a policy refusal: the customer-service window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowState>,
+    /// For a policy refusal: what could be sent instead, now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_kinds: Option<Vec<ChannelTemplateType>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_templates: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -55,6 +65,9 @@ impl ApiError {
                 errors: Vec::new(),
                 permission: None,
                 existing_id: None,
+                window: None,
+                allowed_kinds: None,
+                allowed_templates: None,
             }),
         }
     }
@@ -134,6 +147,18 @@ impl From<AppError> for ApiError {
                 "this Idempotency-Key was used before with a different request",
             )
             .with_field("Idempotency-Key"),
+            AppError::PolicyRefused(decision) => {
+                let decision = *decision;
+                let (code, reason) = decision
+                    .refusal()
+                    .map(|(c, r)| (c.as_str(), r.to_owned()))
+                    .unwrap_or(("refused", String::new()));
+                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, reason);
+                e.problem.window = Some(decision.window);
+                e.problem.allowed_kinds = Some(decision.allowed_kinds);
+                e.problem.allowed_templates = Some(decision.allowed_templates);
+                e
+            }
             AppError::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 ApiError::new(

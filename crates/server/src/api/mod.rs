@@ -1,11 +1,14 @@
 //! The REST API of API.md, with its OpenAPI document generated from the handlers.
 
+mod consent;
 mod contacts;
 pub mod error;
 pub mod extract;
 mod messages;
 mod senders;
+mod settings;
 mod system;
+mod templates;
 mod tokens;
 mod users;
 pub mod views;
@@ -53,7 +56,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tokens::router())
         .merge(senders::router())
         .merge(contacts::router())
-        .merge(messages::router());
+        .merge(messages::router())
+        .merge(templates::router())
+        .merge(consent::router())
+        .merge(settings::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(system::root_router())
         .nest("/api/v1", v1)

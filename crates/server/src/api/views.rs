@@ -3,15 +3,22 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use switchboard_core::consent::{ConsentEvent, ConsentSource, ConsentStatus};
 use switchboard_core::contact::Contact;
 use switchboard_core::message::{
     ChannelTemplateType, DeliveryStatus, Direction, Media, Message, MessageError, StatusEvent,
     TemplateRef,
 };
+use switchboard_core::policy::{Decision, RefusalCode, Verdict, WindowState};
 use switchboard_core::sender::{ProviderConfig, ProviderKind, Sender, SenderHealth};
+use switchboard_core::template::{
+    MessageTag, Template, TemplateButton, TemplateCategory, TemplateHeader, TemplateStatus,
+    TemplateTransition,
+};
 use switchboard_core::user::{ApiToken, User};
 use switchboard_core::{
-    Channel, ContactId, ConversationId, MessageId, Permission, Role, SenderId, TokenId, UserId,
+    Channel, ConsentEventId, ContactId, ConversationId, MessageId, Permission, Role, SenderId,
+    TemplateId, TokenId, UserId,
 };
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -282,6 +289,16 @@ pub struct MessageView {
     pub status_history: Vec<StatusEvent>,
     pub provider_message_id: Option<String>,
     pub error: Option<MessageError>,
+    /// The Messenger tag it was sent with.
+    pub tag: Option<MessageTag>,
+    /// Sent outside a window the customer opened (counts against the messaging limit).
+    pub business_initiated: bool,
+    /// Data-loss prevention rewrote its text before sending.
+    pub redacted: bool,
+    /// For a scheduled message: when it will be sent.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub send_at: Option<OffsetDateTime>,
     /// When the customer sent it, by the provider's clock (inbound messages).
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -311,9 +328,160 @@ impl From<Message> for MessageView {
             status_history: m.status_history,
             provider_message_id: m.provider_message_id,
             error: m.error,
+            tag: m.tag,
+            business_initiated: m.business_initiated,
+            redacted: m.redacted,
+            send_at: m.send_at,
             provider_timestamp: m.provider_timestamp,
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TemplateView {
+    pub id: TemplateId,
+    pub sender_id: SenderId,
+    pub name: String,
+    pub locale: String,
+    pub category: Option<TemplateCategory>,
+    pub header: Option<TemplateHeader>,
+    pub body: String,
+    pub footer: Option<String>,
+    pub buttons: Vec<TemplateButton>,
+    /// Every variable the template uses, in order.
+    pub variables: Vec<String>,
+    pub variable_mapping: std::collections::BTreeMap<String, String>,
+    /// The Messenger message tag (message-tag templates).
+    pub tag: Option<MessageTag>,
+    pub status: TemplateStatus,
+    pub status_reason: Option<String>,
+    /// The sender's one-click template for an expired window (R3.7).
+    pub recontact: bool,
+    /// Every status change, oldest first (only on single-template reads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transitions: Option<Vec<TemplateTransition>>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<Template> for TemplateView {
+    fn from(t: Template) -> Self {
+        TemplateView {
+            id: t.id,
+            sender_id: t.sender_id,
+            variables: t.content.variables(),
+            name: t.content.name,
+            locale: t.content.locale.as_str().to_owned(),
+            category: t.content.category,
+            header: t.content.header,
+            body: t.content.body,
+            footer: t.content.footer,
+            buttons: t.content.buttons,
+            variable_mapping: t.content.variable_mapping,
+            tag: t.content.tag,
+            status: t.status,
+            status_reason: t.status_reason,
+            recontact: t.recontact,
+            transitions: None,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConsentEventView {
+    pub id: ConsentEventId,
+    pub channel: Channel,
+    pub status: ConsentStatus,
+    pub source: ConsentSource,
+    pub evidence: Option<String>,
+    /// Who recorded it: `user:<id>`, `token:<id>` or `system`.
+    pub actor: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+}
+
+impl From<ConsentEvent> for ConsentEventView {
+    fn from(e: ConsentEvent) -> Self {
+        ConsentEventView {
+            id: e.id,
+            channel: e.channel,
+            status: e.status,
+            source: e.source,
+            evidence: e.evidence,
+            actor: e.actor,
+            at: e.at,
+        }
+    }
+}
+
+/// A contact's consent: where they stand on each channel, and the ledger behind it.
+#[derive(Serialize, ToSchema)]
+pub struct ConsentLedgerView {
+    #[schema(value_type = Object)]
+    pub current: std::collections::BTreeMap<&'static str, ConsentStatus>,
+    pub events: Vec<ConsentEventView>,
+}
+
+/// What the policy decides for a send, without sending (R2.6).
+#[derive(Serialize, ToSchema)]
+pub struct PolicyCheckView {
+    pub allowed: bool,
+    /// The refusal code, when refused.
+    pub code: Option<RefusalCode>,
+    /// Why, in a sentence.
+    pub reason: Option<String>,
+    /// How the message would be sent, when allowed.
+    pub kind: Option<ChannelTemplateType>,
+    /// Sent outside a window the customer opened (counts against the messaging limit).
+    pub business_initiated: Option<bool>,
+    /// The text that would reach the provider after data-loss prevention.
+    pub text: Option<String>,
+    pub redacted: Option<bool>,
+    /// The template version chosen, with its variables filled and its body rendered.
+    #[schema(value_type = Option<Object>)]
+    pub template: Option<serde_json::Value>,
+    pub window: WindowState,
+    pub allowed_kinds: Vec<ChannelTemplateType>,
+    pub allowed_templates: Vec<String>,
+}
+
+impl From<Decision> for PolicyCheckView {
+    fn from(d: Decision) -> Self {
+        let mut view = PolicyCheckView {
+            allowed: d.is_allowed(),
+            code: None,
+            reason: None,
+            kind: None,
+            business_initiated: None,
+            text: None,
+            redacted: None,
+            template: None,
+            window: d.window,
+            allowed_kinds: d.allowed_kinds,
+            allowed_templates: d.allowed_templates,
+        };
+        match d.verdict {
+            Verdict::Allow(a) => {
+                view.kind = Some(a.kind);
+                view.business_initiated = Some(a.business_initiated);
+                view.text = a.text;
+                view.redacted = Some(a.redacted);
+                view.template = a.template.and_then(|t| serde_json::to_value(t).ok());
+            }
+            Verdict::Refuse { code, reason } => {
+                view.code = Some(code);
+                view.reason = Some(reason);
+            }
+        }
+        view
     }
 }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod contacts;
 mod messages;
+mod policy;
 mod senders;
 mod system;
 mod tokens;

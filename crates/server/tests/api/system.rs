@@ -39,8 +39,17 @@ async fn the_openapi_document_covers_every_route(db: TestDb) {
         ("/api/v1/senders/{id}", &["get", "patch", "delete"]),
         ("/api/v1/contacts", &["get", "post"]),
         ("/api/v1/contacts/{id}", &["get", "patch", "delete"]),
-        ("/api/v1/messages", &["get"]),
+        ("/api/v1/messages", &["get", "post"]),
         ("/api/v1/messages/{id}", &["get"]),
+        ("/api/v1/messages/inbound", &["post"]),
+        ("/api/v1/policy/check", &["post"]),
+        ("/api/v1/templates", &["get", "post"]),
+        ("/api/v1/templates/{id}", &["get", "patch", "delete"]),
+        ("/api/v1/templates/{id}/submit", &["post"]),
+        ("/api/v1/templates/{id}/status", &["post"]),
+        ("/api/v1/contacts/{id}/consent", &["get", "post"]),
+        ("/api/v1/settings/dlp", &["get", "put"]),
+        ("/api/v1/settings/keywords", &["get", "put"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (path, methods) in expected {
@@ -107,10 +116,26 @@ async fn every_api_route_needs_a_valid_token(db: TestDb) {
         (Method::PATCH, format!("/api/v1/contacts/{id}")),
         (Method::DELETE, format!("/api/v1/contacts/{id}")),
         (Method::GET, "/api/v1/messages".to_owned()),
+        (Method::POST, "/api/v1/messages".to_owned()),
         (Method::GET, format!("/api/v1/messages/{id}")),
+        (Method::POST, "/api/v1/messages/inbound".to_owned()),
+        (Method::POST, "/api/v1/policy/check".to_owned()),
+        (Method::GET, "/api/v1/templates".to_owned()),
+        (Method::POST, "/api/v1/templates".to_owned()),
+        (Method::GET, format!("/api/v1/templates/{id}")),
+        (Method::PATCH, format!("/api/v1/templates/{id}")),
+        (Method::DELETE, format!("/api/v1/templates/{id}")),
+        (Method::POST, format!("/api/v1/templates/{id}/submit")),
+        (Method::POST, format!("/api/v1/templates/{id}/status")),
+        (Method::GET, format!("/api/v1/contacts/{id}/consent")),
+        (Method::POST, format!("/api/v1/contacts/{id}/consent")),
+        (Method::GET, "/api/v1/settings/dlp".to_owned()),
+        (Method::PUT, "/api/v1/settings/dlp".to_owned()),
+        (Method::GET, "/api/v1/settings/keywords".to_owned()),
+        (Method::PUT, "/api/v1/settings/keywords".to_owned()),
     ];
     for (method, path) in routes {
-        let body = (method == Method::POST || method == Method::PATCH).then(|| json!({}));
+        let body = matches!(method, Method::POST | Method::PATCH | Method::PUT).then(|| json!({}));
         let none = app.send(method.clone(), &path, None, body.clone()).await;
         none.problem(401, "unauthorized");
         assert_eq!(

@@ -1,0 +1,289 @@
+//! Receiving (R1.7, R2.1, R4.2, R4.3, R5.2): an inbound message opens the customer-service
+//! window from the provider's timestamp, finds or creates its contact, reopens the
+//! conversation, and applies consent keywords and opt-in replies, all in one transaction.
+//! Provider webhooks, the sandbox and importers all arrive here.
+
+use serde::Deserialize;
+use switchboard_core::consent::{
+    apply_keyword, current_status, outcome_of_reply, status_after, ConsentEvent, ConsentSource,
+    ConsentStatus,
+};
+use switchboard_core::contact::Contact;
+use switchboard_core::message::{
+    ChannelTemplateType, DeliveryStatus, Direction, Media, Message, StatusEvent,
+};
+use switchboard_core::validation::optional_text;
+use switchboard_core::{
+    Channel, ConsentEventId, ContactId, FieldError, MessageId, MessengerPsid, Permission,
+    PhoneNumber, SenderId, ValidationErrors, WhatsappUserId,
+};
+use switchboard_store::StoreError;
+use time::OffsetDateTime;
+
+use crate::idempotency::Created;
+use crate::sending::{MediaInput, MAX_TEXT_CHARS};
+use crate::{AppError, AppState, Principal, Result};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InboundInput {
+    /// The sender (business identity) the customer wrote to.
+    pub sender_id: SenderId,
+    /// The customer's address on that channel: E.164 phone or WhatsApp user id, or Messenger id.
+    pub from: String,
+    /// The customer's profile name, used when the contact is new.
+    pub name: Option<String>,
+    pub text: Option<String>,
+    pub media: Option<MediaInput>,
+    /// The provider's id for the message: a message delivered twice is recorded once.
+    pub provider_message_id: Option<String>,
+    /// When the customer sent it, by the provider's clock (default: now). The window runs from
+    /// this, not from when it reached us.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub timestamp: Option<OffsetDateTime>,
+}
+
+enum Address {
+    Phone(PhoneNumber),
+    Bsuid(WhatsappUserId),
+    Psid(MessengerPsid),
+}
+
+fn parse_from(channel: Channel, from: &str) -> Result<Address, FieldError> {
+    let mismatch = || {
+        FieldError::new(
+            "from",
+            "invalid_address",
+            match channel {
+                Channel::Whatsapp => "`from` must be an E.164 phone number or a WhatsApp user id",
+                Channel::Sms => "`from` must be an E.164 phone number",
+                Channel::Messenger => "`from` must be a Messenger page-scoped id",
+            },
+        )
+    };
+    match channel {
+        Channel::Whatsapp => PhoneNumber::from_provider_digits("from", from)
+            .map(Address::Phone)
+            .or_else(|_| WhatsappUserId::parse("from", from).map(Address::Bsuid))
+            .map_err(|_| mismatch()),
+        Channel::Sms => PhoneNumber::parse("from", from)
+            .map(Address::Phone)
+            .map_err(|_| mismatch()),
+        Channel::Messenger => MessengerPsid::parse("from", from)
+            .map(Address::Psid)
+            .map_err(|_| mismatch()),
+    }
+}
+
+/// The contact this address belongs to, created on first contact.
+async fn contact_for(
+    state: &AppState,
+    address: &Address,
+    name: Option<String>,
+    now: OffsetDateTime,
+) -> Result<Contact> {
+    let (phone, bsuid, psid) = match address {
+        Address::Phone(p) => (Some(p), None, None),
+        Address::Bsuid(b) => (None, Some(b), None),
+        Address::Psid(p) => (None, None, Some(p)),
+    };
+    let store = state.store();
+    if let Some(found) = store
+        .find_contact_by_address(phone, bsuid, psid)
+        .await
+        .map_err(AppError::Internal)?
+    {
+        return Ok(found);
+    }
+    let mut contact = Contact::unsaved();
+    contact.id = ContactId::new();
+    contact.name = name;
+    contact.phone = phone.cloned();
+    contact.whatsapp_user_id = bsuid.cloned();
+    contact.messenger_psid = psid.cloned();
+    contact.created_at = now;
+    contact.updated_at = now;
+    match store.create_contact(&contact, None).await {
+        Ok(()) => Ok(contact),
+        // Two messages from a new customer at once: the other one created the contact.
+        Err(StoreError::Conflict {
+            existing_id: Some(id),
+            ..
+        }) => store
+            .get_contact(
+                id.parse()
+                    .map_err(|_| AppError::Internal(StoreError::Corrupt(id.clone())))?,
+            )
+            .await
+            .map_err(AppError::Internal),
+        Err(e) => Err(AppError::Internal(e)),
+    }
+}
+
+/// What a message's text does to consent: a keyword (R4.2) or the answer to a pending opt-in
+/// request (R4.3).
+async fn consent_change(
+    state: &AppState,
+    contact: &Contact,
+    channel: Channel,
+    text: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Option<ConsentEvent>> {
+    let Some(text) = text else { return Ok(None) };
+    let keywords = crate::settings::keywords(state).await?;
+    let events = state
+        .store()
+        .consent_events(contact.id, Some(channel))
+        .await
+        .map_err(AppError::Internal)?;
+    let current = current_status(&events, channel);
+    let (status, source) = if current == ConsentStatus::Requested {
+        match outcome_of_reply(current, text, &keywords).and_then(status_after) {
+            Some(status) => (Some(status), ConsentSource::WhatsappThread),
+            None => (None, ConsentSource::Keyword),
+        }
+    } else {
+        let status = keywords
+            .classify(text)
+            .and_then(|intent| apply_keyword(current, intent));
+        (status, ConsentSource::Keyword)
+    };
+    Ok(status.map(|status| ConsentEvent {
+        id: ConsentEventId::new(),
+        contact_id: contact.id,
+        channel,
+        status,
+        source,
+        evidence: Some(text.chars().take(2000).collect()),
+        actor: "system".to_owned(),
+        at: now,
+    }))
+}
+
+pub async fn receive_message(
+    state: &AppState,
+    principal: &Principal,
+    input: InboundInput,
+) -> Result<Created<Message>> {
+    principal.require(Permission::MessagesReceive)?;
+    let store = state.store();
+    let sender = store
+        .get_sender(input.sender_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => AppError::Validation(
+                FieldError::new("sender_id", "unknown_reference", "no such sender").into(),
+            ),
+            other => AppError::Internal(other),
+        })?;
+    let mut errors = ValidationErrors::new();
+    let address = errors.check(parse_from(sender.channel, &input.from));
+    let text = errors
+        .check(
+            input
+                .text
+                .as_deref()
+                .map(|t| optional_text("text", t, MAX_TEXT_CHARS))
+                .transpose(),
+        )
+        .flatten()
+        .filter(|t| !t.is_empty());
+    let name = errors
+        .check(
+            input
+                .name
+                .as_deref()
+                .map(|n| optional_text("name", n, 200))
+                .transpose(),
+        )
+        .flatten()
+        .filter(|n| !n.is_empty());
+    if text.is_none() && input.media.is_none() {
+        errors.push(FieldError::new(
+            "text",
+            "invalid_content",
+            "an inbound message carries `text` or `media`",
+        ));
+    }
+    let Some(address) = address else {
+        return Err(errors.into());
+    };
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let now = state.now();
+    // Stored to the millisecond: what is answered must equal what is read back.
+    let sent_at = input
+        .timestamp
+        .map(switchboard_core::time::truncate_to_millis)
+        .unwrap_or(now);
+    let contact = contact_for(state, &address, name, now).await?;
+    let conversation = store
+        .ensure_conversation(contact.id, sender.id, sender.channel, now)
+        .await
+        .map_err(AppError::Internal)?;
+    let consent = consent_change(state, &contact, sender.channel, text.as_deref(), now).await?;
+    let message = Message {
+        id: MessageId::new(),
+        direction: Direction::Inbound,
+        channel: sender.channel,
+        sender_id: sender.id,
+        contact_id: contact.id,
+        conversation_id: Some(conversation),
+        text,
+        template: None,
+        media: input.media.map(|m| Media {
+            kind: m.kind,
+            url: Some(m.url),
+            provider_media_id: None,
+            mime_type: m.mime_type,
+            filename: m.filename,
+            caption: m.caption,
+            size_bytes: m.size_bytes,
+            sha256: None,
+        }),
+        channel_template_type: ChannelTemplateType::Session,
+        status: DeliveryStatus::Received,
+        status_history: vec![StatusEvent {
+            status: DeliveryStatus::Received,
+            at: now,
+            error: None,
+        }],
+        provider_message_id: input
+            .provider_message_id
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty()),
+        error: None,
+        provider_timestamp: Some(sent_at),
+        tag: None,
+        business_initiated: false,
+        redacted: false,
+        send_at: None,
+        actor: None,
+        created_at: now,
+        updated_at: now,
+    };
+    match store.record_inbound(&message, consent.as_ref()).await {
+        Ok(()) => Ok(Created {
+            value: message,
+            replayed: false,
+        }),
+        // The provider delivered it again: it was recorded (and applied) the first time.
+        Err(StoreError::Conflict {
+            existing_id: Some(id),
+            ..
+        }) => {
+            let id: MessageId = id
+                .parse()
+                .map_err(|_| AppError::Internal(StoreError::Corrupt(id.clone())))?;
+            let first = store.get_message(id).await.map_err(AppError::Internal)?;
+            Ok(Created {
+                value: first,
+                replayed: true,
+            })
+        }
+        Err(e) => Err(AppError::Internal(e)),
+    }
+}
