@@ -5,13 +5,14 @@
 
 use serde::Deserialize;
 use switchboard_core::consent::{
-    apply_keyword, current_status, outcome_of_reply, status_after, ConsentEvent, ConsentSource,
-    ConsentStatus,
+    apply_keyword, confirmation_text, current_status, outcome_of_reply, status_after, ConsentEvent,
+    ConsentSource, ConsentStatus, OptInOutcome,
 };
 use switchboard_core::contact::Contact;
 use switchboard_core::message::{
     ChannelTemplateType, DeliveryStatus, Direction, Media, Message, StatusEvent,
 };
+use switchboard_core::policy::SystemPurpose;
 use switchboard_core::validation::optional_text;
 use switchboard_core::{
     Channel, ConsentEventId, ContactId, FieldError, MessageId, MessengerPsid, Permission,
@@ -21,7 +22,7 @@ use switchboard_store::StoreError;
 use time::OffsetDateTime;
 
 use crate::idempotency::Created;
-use crate::sending::{MediaInput, MAX_TEXT_CHARS};
+use crate::sending::{send_as, MediaInput, SendInput, Sender, MAX_TEXT_CHARS};
 use crate::{AppError, AppState, Principal, Result};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -162,6 +163,50 @@ async fn consent_change(
     }))
 }
 
+/// What the customer is told after changing their consent by message: that the opt-out took
+/// (R4.2: the one message an opted-out contact still gets), or the answer to an opt-in request
+/// (R4.3b and c). Twilio confirms STOP itself, so SMS through Twilio gets no second one.
+const OPT_OUT_CONFIRMATION: &str =
+    "You have been unsubscribed and will receive no more messages. Reply START to subscribe again.";
+
+async fn confirm(
+    state: &AppState,
+    sender: &switchboard_core::sender::Sender,
+    event: &ConsentEvent,
+) {
+    let (text, purpose) = match (event.source, event.status) {
+        (ConsentSource::Keyword, ConsentStatus::OptedOut) => {
+            if sender.provider.kind() == switchboard_core::sender::ProviderKind::Twilio {
+                return;
+            }
+            (OPT_OUT_CONFIRMATION, SystemPurpose::OptOutConfirmation)
+        }
+        (ConsentSource::WhatsappThread, status) => {
+            let outcome = match status {
+                ConsentStatus::OptedIn => OptInOutcome::Accepted,
+                ConsentStatus::OptedOut => OptInOutcome::Rejected,
+                _ => return,
+            };
+            match confirmation_text(outcome) {
+                Some(text) => (text, SystemPurpose::OptInConfirmation),
+                None => return,
+            }
+        }
+        _ => return,
+    };
+    let input = SendInput {
+        sender_id: Some(sender.id),
+        contact_id: Some(event.contact_id),
+        text: Some(text.to_owned()),
+        ..Default::default()
+    };
+    // The customer's message is recorded whatever happens here; a confirmation the policy
+    // refuses (a sender gone offline, say) is logged, not raised.
+    if let Err(error) = send_as(state, Sender::System(purpose), input, None, None).await {
+        tracing::warn!(contact_id = %event.contact_id, ?error, "consent confirmation not sent");
+    }
+}
+
 pub async fn receive_message(
     state: &AppState,
     principal: &Principal,
@@ -266,10 +311,15 @@ pub async fn receive_message(
         updated_at: now,
     };
     match store.record_inbound(&message, consent.as_ref()).await {
-        Ok(()) => Ok(Created {
-            value: message,
-            replayed: false,
-        }),
+        Ok(()) => {
+            if let Some(event) = &consent {
+                confirm(state, &sender, event).await;
+            }
+            Ok(Created {
+                value: message,
+                replayed: false,
+            })
+        }
         // The provider delivered it again: it was recorded (and applied) the first time.
         Err(StoreError::Conflict {
             existing_id: Some(id),

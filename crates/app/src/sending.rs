@@ -13,9 +13,9 @@ use switchboard_core::message::{
 };
 use switchboard_core::policy::{
     evaluate, Content, Decision, Origin, PolicyContext, Recipient, SendRequest, SenderFacts,
-    Verdict,
+    SystemPurpose, Verdict,
 };
-use switchboard_core::sender::{Sender, DEFAULT_MEDIA_SIZE_LIMIT_BYTES};
+use switchboard_core::sender::{Sender as SenderIdentity, DEFAULT_MEDIA_SIZE_LIMIT_BYTES};
 use switchboard_core::template::{MessageTag, Template};
 use switchboard_core::validation::required_text;
 use switchboard_core::{
@@ -95,9 +95,33 @@ pub struct SendInput {
     pub send_at: Option<OffsetDateTime>,
 }
 
+/// Who a send is for: a caller of the API, or Switchboard itself (confirmations, R4.2, R4.3).
+#[derive(Clone, Copy)]
+pub(crate) enum Sender<'a> {
+    Caller(&'a Principal),
+    System(SystemPurpose),
+}
+
+impl Sender<'_> {
+    fn actor(&self) -> String {
+        match self {
+            Sender::Caller(p) => actor_of(p),
+            Sender::System(_) => "system".to_owned(),
+        }
+    }
+
+    fn origin(&self) -> Origin {
+        match self {
+            Sender::Caller(p) if p.user.is_some() => Origin::Agent,
+            Sender::Caller(_) => Origin::Api,
+            Sender::System(purpose) => Origin::System(*purpose),
+        }
+    }
+}
+
 /// Everything a decision was made from, owned, so that a [`PolicyContext`] can borrow it.
 struct Facts {
-    sender: Sender,
+    sender: SenderIdentity,
     contact: Option<Contact>,
     to: Option<String>,
     permitted: bool,
@@ -263,7 +287,7 @@ fn reference_error<'a>(field: &'a str, what: &'a str) -> impl Fn(StoreError) -> 
     }
 }
 
-async fn load_facts(state: &AppState, principal: &Principal, input: &SendInput) -> Result<Facts> {
+async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Result<Facts> {
     let mut errors = ValidationErrors::new();
     let recipients = [
         input.contact_id.is_some(),
@@ -379,20 +403,22 @@ async fn load_facts(state: &AppState, principal: &Principal, input: &SendInput) 
             })?
         }
         (None, None, Some(id)) => id,
-        (None, None, None) => principal
-            .user
-            .as_ref()
-            .and_then(|u| u.default_sender_id)
-            .ok_or_else(|| AppError::from(FieldError::required("sender_id")))?,
+        (None, None, None) => match who {
+            Sender::Caller(p) => p.user.as_ref().and_then(|u| u.default_sender_id),
+            Sender::System(_) => None,
+        }
+        .ok_or_else(|| AppError::from(FieldError::required("sender_id")))?,
     };
     let sender = store
         .get_sender(sender_id)
         .await
         .map_err(reference_error("sender_id", "sender"))?;
 
-    let permitted = match &principal.user {
-        Some(user) => user.role == Role::Admin || user.permitted_sender_ids.contains(&sender.id),
-        None => true,
+    let permitted = match who {
+        Sender::Caller(Principal {
+            user: Some(user), ..
+        }) => user.role == Role::Admin || user.permitted_sender_ids.contains(&sender.id),
+        Sender::Caller(_) | Sender::System(_) => true,
     };
     let (last_inbound_at, consent) = match &contact {
         Some(c) => {
@@ -422,11 +448,7 @@ async fn load_facts(state: &AppState, principal: &Principal, input: &SendInput) 
         .await
         .map_err(AppError::Internal)?;
     let dlp = crate::settings::dlp_rules(state).await?;
-    let origin = if principal.user.is_some() {
-        Origin::Agent
-    } else {
-        Origin::Api
-    };
+    let origin = who.origin();
     Ok(Facts {
         sender,
         contact,
@@ -448,7 +470,7 @@ async fn load_facts(state: &AppState, principal: &Principal, input: &SendInput) 
 }
 
 fn decision_record(
-    principal: &Principal,
+    who: Sender<'_>,
     facts: &Facts,
     decision: &Decision,
     message_id: Option<MessageId>,
@@ -478,7 +500,7 @@ fn decision_record(
     DecisionRecord {
         id: uuid_v7(),
         at,
-        actor: actor_of(principal),
+        actor: who.actor(),
         sender_id: Some(facts.sender.id.to_string()),
         contact_id: facts.contact.as_ref().map(|c| c.id.to_string()),
         channel: Some(facts.sender.channel.as_str().to_owned()),
@@ -511,14 +533,13 @@ pub async fn check_policy(
     input: &SendInput,
 ) -> Result<Decision> {
     principal.require(Permission::MessagesSend)?;
-    let facts = load_facts(state, principal, input).await?;
+    let who = Sender::Caller(principal);
+    let facts = load_facts(state, who, input).await?;
     let now = state.now();
     let decision = evaluate(&facts.request, &facts.context(), now);
     state
         .store()
-        .record_decision(&decision_record(
-            principal, &facts, &decision, None, true, now,
-        ))
+        .record_decision(&decision_record(who, &facts, &decision, None, true, now))
         .await
         .map_err(AppError::Internal)?;
     Ok(decision)
@@ -539,7 +560,19 @@ pub async fn send_message(
             return replay(state, &id).await;
         }
     }
-    let facts = load_facts(state, principal, &input).await?;
+    send_as(state, Sender::Caller(principal), input, key, None).await
+}
+
+/// Decides and, if allowed, writes a message with its job and decision, plus a consent event
+/// when the send itself changes consent (an opt-in request), all in one transaction.
+pub(crate) async fn send_as(
+    state: &AppState,
+    who: Sender<'_>,
+    input: SendInput,
+    key: Option<switchboard_store::IdempotencyKey>,
+    consent: Option<switchboard_core::consent::ConsentEvent>,
+) -> Result<Created<Message>> {
+    let facts = load_facts(state, who, &input).await?;
     let now = state.now();
     let decision = evaluate(&facts.request, &facts.context(), now);
     let allowed = match &decision.verdict {
@@ -547,9 +580,7 @@ pub async fn send_message(
         Verdict::Refuse { .. } => {
             state
                 .store()
-                .record_decision(&decision_record(
-                    principal, &facts, &decision, None, false, now,
-                ))
+                .record_decision(&decision_record(who, &facts, &decision, None, false, now))
                 .await
                 .map_err(AppError::Internal)?;
             return Err(AppError::PolicyRefused(Box::new(decision)));
@@ -619,7 +650,7 @@ pub async fn send_message(
         business_initiated: allowed.business_initiated,
         redacted: allowed.redacted,
         send_at: scheduled,
-        actor: Some(actor_of(principal)),
+        actor: Some(who.actor()),
         created_at: now,
         updated_at: now,
     };
@@ -632,9 +663,13 @@ pub async fn send_message(
         run_at: scheduled.unwrap_or(now),
         expires_at: None,
     };
-    let record = decision_record(principal, &facts, &decision, Some(message_id), false, now);
+    let record = decision_record(who, &facts, &decision, Some(message_id), false, now);
+    let consent = consent.map(|mut event| {
+        event.contact_id = contact.id;
+        event
+    });
     match store
-        .create_outbound(&message, &job, &record, key.as_ref())
+        .create_outbound(&message, &job, &record, key.as_ref(), consent.as_ref())
         .await
     {
         Ok(()) => Ok(Created {

@@ -379,14 +379,15 @@ impl Store {
     }
 
     /// Writes an allowed outbound message, its send job (due at `send_at` for a scheduled
-    /// message), the decision that allowed it and the idempotency key, all in one transaction:
-    /// either all of them exist or none does.
+    /// message), the decision that allowed it, the idempotency key and a consent change the
+    /// send makes (an opt-in request), all in one transaction: all of them exist or none does.
     pub async fn create_outbound(
         &self,
         message: &Message,
         job: &NewJob,
         decision: &DecisionRecord,
         idempotency: Option<&IdempotencyKey>,
+        consent: Option<&switchboard_core::consent::ConsentEvent>,
     ) -> Result<()> {
         write_tx!(self, |tx| {
             record_idempotency!(
@@ -399,6 +400,9 @@ impl Store {
             insert_message_row!(tx, message);
             insert_job!(tx, job, message.created_at);
             insert_decision!(tx, decision);
+            if let Some(event) = consent {
+                insert_consent_event!(tx, event);
+            }
             if let Some(conversation) = message.conversation_id {
                 sqlx::query(
                     "UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1",

@@ -288,7 +288,7 @@ async fn an_outbound_message_its_job_and_its_decision_commit_together(db: TestDb
         request_hash: "h".into(),
     };
     store
-        .create_outbound(&m, &job(&m), &decision(Some(&m), true), Some(&key))
+        .create_outbound(&m, &job(&m), &decision(Some(&m), true), Some(&key), None)
         .await
         .unwrap();
     assert_eq!(store.get_message(m.id).await.unwrap(), m);
@@ -314,7 +314,8 @@ async fn an_outbound_message_its_job_and_its_decision_commit_together(db: TestDb
             &again,
             &job(&again),
             &decision(Some(&again), true),
-            Some(&key)
+            Some(&key),
+            None
         )
         .await
         .is_err());

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use switchboard_app::consent::{self, ConsentInput};
+use switchboard_app::consent::{self, ConsentInput, OptInRequestInput};
 use switchboard_app::AppState;
 use switchboard_core::ContactId;
 use utoipa_axum::router::OpenApiRouter;
@@ -11,10 +11,35 @@ use utoipa_axum::routes;
 
 use super::error::{ApiResult, Problem};
 use super::extract::{path_id, ApiJson, Auth};
-use super::views::{ConsentEventView, ConsentLedgerView};
+use super::views::{ConsentEventView, ConsentLedgerView, MessageView};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_ledger, record_consent))
+    OpenApiRouter::new()
+        .routes(routes!(get_ledger, record_consent))
+        .routes(routes!(request_opt_in))
+}
+
+/// Send the WhatsApp opt-in request (R4.3) and mark the contact `requested`. The reply decides:
+/// YES opts in, NO opts out (composing is then disabled), and both get a confirmation.
+/// Refused with `already_opted_in`, `opted_out`, `no_whatsapp` (offer SMS) or
+/// `opt_in_request_too_soon` (24 hours between requests), or by the policy like any message.
+#[utoipa::path(post, path = "/contacts/{id}/opt-in-request", tag = "consent", request_body = OptInRequestInput,
+    params(("id" = String, Path, description = "contact id")),
+    responses(
+        (status = 202, body = MessageView),
+        (status = 409, body = Problem),
+        (status = 422, body = Problem),
+    ),
+    security(("bearer" = [])))]
+async fn request_opt_in(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+    body: ApiJson<OptInRequestInput>,
+) -> ApiResult<(StatusCode, Json<MessageView>)> {
+    let id: ContactId = path_id(&id, "contact")?;
+    let message = consent::request_opt_in(&state, &principal, id, body.value).await?;
+    Ok((StatusCode::ACCEPTED, Json(message.into())))
 }
 
 /// A contact's consent on each channel and every change behind it, oldest first.

@@ -626,7 +626,138 @@ async fn templates_are_validated_and_move_through_their_lifecycle(db: TestDb) {
     .problem(403, "forbidden");
 }
 
+/// R4.3: the opt-in request and its outcomes; R4.2: STOP is confirmed, then nothing more.
+async fn the_opt_in_request_flow(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let wa = app.sandbox_sender("whatsapp").await;
+    let sms = app.sandbox_sender("sms").await;
+    let contact = inbound(&app, &wa, "+442079460958", "hi", Duration::minutes(10)).await
+        ["contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ask = |body: Value| {
+        let app = &app;
+        let contact = contact.clone();
+        async move {
+            app.post(
+                &format!("/api/v1/contacts/{contact}/opt-in-request"),
+                &app.admin,
+                body,
+            )
+            .await
+        }
+    };
+    ask(json!({"sender_id": sms}))
+        .await
+        .problem(422, "channel_mismatch");
+    let request = ask(json!({"sender_id": wa})).await;
+    assert!(request.ok(202)["text"]
+        .as_str()
+        .unwrap()
+        .contains("Reply YES"));
+    let ledger = app
+        .get(&format!("/api/v1/contacts/{contact}/consent"), &app.admin)
+        .await;
+    assert_eq!(ledger.ok(200)["current"]["whatsapp"], "requested");
+    // (d) No answer yet: not again within 24 hours.
+    ask(json!({"sender_id": wa}))
+        .await
+        .problem(409, "opt_in_request_too_soon");
+
+    // (c) The customer declines: opted out, told they can reply YES, composing disabled.
+    inbound(&app, &wa, "+442079460958", "No", Duration::ZERO).await;
+    let ledger = app
+        .get(&format!("/api/v1/contacts/{contact}/consent"), &app.admin)
+        .await;
+    assert_eq!(ledger.ok(200)["current"]["whatsapp"], "opted_out");
+    let history = app
+        .get(
+            &format!("/api/v1/messages?contact_id={contact}&direction=outbound"),
+            &app.admin,
+        )
+        .await;
+    let confirmation = history.ok(200)["items"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        confirmation.to_lowercase().contains("yes"),
+        "{confirmation}"
+    );
+    let check = app
+        .post(
+            "/api/v1/policy/check",
+            &app.admin,
+            json!({"sender_id": wa, "contact_id": contact, "text": "hi"}),
+        )
+        .await;
+    assert_eq!(check.ok(200)["code"], "opted_out");
+    assert_eq!(check.body["allowed_kinds"], json!([]));
+    ask(json!({"sender_id": wa}))
+        .await
+        .problem(409, "opted_out");
+
+    // Any time later, YES opts them in (keyword after an opt-out), and they are told so.
+    inbound(&app, &wa, "+442079460958", "yes", Duration::ZERO).await;
+    let ledger = app
+        .get(&format!("/api/v1/contacts/{contact}/consent"), &app.admin)
+        .await;
+    assert_eq!(ledger.ok(200)["current"]["whatsapp"], "opted_in");
+    ask(json!({"sender_id": wa}))
+        .await
+        .problem(409, "already_opted_in");
+
+    // STOP: opted out at once, confirmed once, and then nothing else goes out.
+    let before = app
+        .get(
+            &format!("/api/v1/messages?contact_id={contact}&direction=outbound"),
+            &app.admin,
+        )
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    inbound(&app, &wa, "+442079460958", "STOP", Duration::ZERO).await;
+    let after = app
+        .get(
+            &format!("/api/v1/messages?contact_id={contact}&direction=outbound"),
+            &app.admin,
+        )
+        .await;
+    let items = after.ok(200)["items"].as_array().unwrap();
+    assert_eq!(items.len(), before + 1);
+    assert!(items[0]["text"].as_str().unwrap().contains("unsubscribed"));
+    app.post(
+        "/api/v1/messages",
+        &app.admin,
+        json!({"sender_id": wa, "contact_id": contact, "text": "but wait"}),
+    )
+    .await
+    .problem(422, "opted_out");
+
+    // (a) A contact known to have no WhatsApp is offered SMS instead.
+    let other = app.contact("+16505551234").await;
+    app.store()
+        .set_whatsapp_unavailable(other.parse().unwrap(), Some(OffsetDateTime::now_utc()))
+        .await
+        .unwrap();
+    let refused = app
+        .post(
+            &format!("/api/v1/contacts/{other}/opt-in-request"),
+            &app.admin,
+            json!({"sender_id": wa}),
+        )
+        .await;
+    assert!(refused.problem(409, "no_whatsapp")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("SMS"));
+}
+
 both_backends!(
+    the_opt_in_request_flow,
     the_window_follows_provider_timestamps,
     a_refused_send_leaves_only_its_decision,
     every_refusal_code_is_reachable_through_the_api,

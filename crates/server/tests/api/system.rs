@@ -48,6 +48,7 @@ async fn the_openapi_document_covers_every_route(db: TestDb) {
         ("/api/v1/templates/{id}/submit", &["post"]),
         ("/api/v1/templates/{id}/status", &["post"]),
         ("/api/v1/contacts/{id}/consent", &["get", "post"]),
+        ("/api/v1/contacts/{id}/opt-in-request", &["post"]),
         ("/api/v1/settings/dlp", &["get", "put"]),
         ("/api/v1/settings/keywords", &["get", "put"]),
     ];
@@ -129,6 +130,10 @@ async fn every_api_route_needs_a_valid_token(db: TestDb) {
         (Method::POST, format!("/api/v1/templates/{id}/status")),
         (Method::GET, format!("/api/v1/contacts/{id}/consent")),
         (Method::POST, format!("/api/v1/contacts/{id}/consent")),
+        (
+            Method::POST,
+            format!("/api/v1/contacts/{id}/opt-in-request"),
+        ),
         (Method::GET, "/api/v1/settings/dlp".to_owned()),
         (Method::PUT, "/api/v1/settings/dlp".to_owned()),
         (Method::GET, "/api/v1/settings/keywords".to_owned()),
