@@ -10,7 +10,6 @@ use switchboard_core::consent::{
 use switchboard_core::message::Message;
 use switchboard_core::validation::required_text;
 use switchboard_core::{Channel, ConsentEventId, ContactId, FieldError, Permission, SenderId};
-use switchboard_store::StoreError;
 
 use crate::sending::{send_as, SendInput, Sender};
 use crate::{AppError, AppState, Principal, Result};
@@ -124,12 +123,7 @@ pub async fn request_opt_in(
     let sender = store
         .get_sender(input.sender_id)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => AppError::Validation(
-                FieldError::new("sender_id", "unknown_reference", "no such sender").into(),
-            ),
-            other => AppError::Internal(other),
-        })?;
+        .map_err(crate::missing_reference("sender_id", "sender"))?;
     if sender.channel != Channel::Whatsapp {
         return Err(FieldError::new(
             "sender_id",

@@ -63,6 +63,20 @@ impl From<FieldError> for AppError {
     }
 }
 
+/// Maps a store error on loading a row the request referred to by `field`: a missing row is a
+/// field error (the request is wrong), anything else is internal.
+pub(crate) fn missing_reference<'a>(
+    field: &'a str,
+    what: &'a str,
+) -> impl Fn(StoreError) -> AppError + 'a {
+    move |e| match e {
+        StoreError::NotFound => AppError::Validation(
+            FieldError::new(field, "unknown_reference", format!("no such {what}")).into(),
+        ),
+        other => AppError::Internal(other),
+    }
+}
+
 impl AppError {
     /// Maps a store error for `resource`: a missing row is a 404 for it, a dangling reference
     /// is a field error, anything unexpected is internal.

@@ -217,12 +217,7 @@ pub async fn receive_message(
     let sender = store
         .get_sender(input.sender_id)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => AppError::Validation(
-                FieldError::new("sender_id", "unknown_reference", "no such sender").into(),
-            ),
-            other => AppError::Internal(other),
-        })?;
+        .map_err(crate::missing_reference("sender_id", "sender"))?;
     let mut errors = ValidationErrors::new();
     let address = errors.check(parse_from(sender.channel, &input.from));
     let text = errors

@@ -20,6 +20,7 @@ pub mod templates;
 pub mod users;
 
 pub use auth::Principal;
+pub(crate) use error::missing_reference;
 pub use error::AppError;
 pub use state::{AppState, Clock, ManualClock, SystemClock};
 

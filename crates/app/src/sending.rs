@@ -278,15 +278,6 @@ async fn contact_by_address(state: &AppState, to: &str) -> Result<Option<Contact
         .map_err(AppError::Internal)
 }
 
-fn reference_error<'a>(field: &'a str, what: &'a str) -> impl Fn(StoreError) -> AppError + 'a {
-    move |e| match e {
-        StoreError::NotFound => AppError::Validation(
-            FieldError::new(field, "unknown_reference", format!("no such {what}")).into(),
-        ),
-        other => AppError::Internal(other),
-    }
-}
-
 async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Result<Facts> {
     let mut errors = ValidationErrors::new();
     let recipients = [
@@ -323,7 +314,7 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         let (contact_id, sender_id) = store
             .conversation_pair(id)
             .await
-            .map_err(reference_error("conversation_id", "conversation"))?;
+            .map_err(crate::missing_reference("conversation_id", "conversation"))?;
         contact = Some(
             store
                 .get_contact(contact_id)
@@ -337,7 +328,7 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
             store
                 .get_contact(id)
                 .await
-                .map_err(reference_error("contact_id", "contact"))?,
+                .map_err(crate::missing_reference("contact_id", "contact"))?,
         );
     }
     if let Some(to) = &input.to {
@@ -412,7 +403,7 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
     let sender = store
         .get_sender(sender_id)
         .await
-        .map_err(reference_error("sender_id", "sender"))?;
+        .map_err(crate::missing_reference("sender_id", "sender"))?;
 
     let permitted = match who {
         Sender::Caller(Principal {

@@ -118,12 +118,7 @@ pub async fn create_template(
         .store()
         .get_sender(input.sender_id)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => AppError::Validation(
-                FieldError::new("sender_id", "unknown_reference", "no such sender").into(),
-            ),
-            other => AppError::Internal(other),
-        })?;
+        .map_err(crate::missing_reference("sender_id", "sender"))?;
     let content = validate_template(input.template, sender.channel)?;
     if sender.channel == Channel::Whatsapp {
         let existing = state
@@ -244,10 +239,7 @@ pub async fn update_template(
             existing_id: None,
             detail: format!(
                 "a {} WhatsApp template cannot be edited; create a new one",
-                serde_json::to_value(template.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
+                template.status.as_str()
             ),
         });
     }
@@ -333,17 +325,11 @@ async fn transition(
         .map_err(template_store_error)?;
     let from = template.status;
     if !from.can_transition_to(to) {
-        let name = |s: TemplateStatus| {
-            serde_json::to_value(s)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        };
         return Err(AppError::Conflict {
             code: "invalid_transition",
             field: Some("status".to_owned()),
             existing_id: None,
-            detail: format!("a {} template cannot become {}", name(from), name(to)),
+            detail: format!("a {} template cannot become {}", from.as_str(), to.as_str()),
         });
     }
     let step = TemplateTransition {

@@ -678,10 +678,7 @@ fn resolve_template(
             format!(
                 "template `{name}` ({}) is {}{reason}; only approved templates can be sent",
                 chosen.content.locale.as_str(),
-                serde_json::to_value(chosen.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
+                chosen.status.as_str()
             ),
         );
     }

@@ -182,6 +182,18 @@ pub struct TemplateTransition {
 }
 
 impl TemplateStatus {
+    /// The wire name (`approved`), for messages to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateStatus::Draft => "draft",
+            TemplateStatus::Pending => "pending",
+            TemplateStatus::Approved => "approved",
+            TemplateStatus::Rejected => "rejected",
+            TemplateStatus::Paused => "paused",
+            TemplateStatus::Disabled => "disabled",
+        }
+    }
+
     pub const ALL: [TemplateStatus; 6] = [
         TemplateStatus::Draft,
         TemplateStatus::Pending,

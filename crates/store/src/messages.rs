@@ -225,6 +225,27 @@ macro_rules! push_status_event {
 }
 
 impl Store {
+    /// A provider message id seen before (a webhook delivered twice) names the message that
+    /// already has it, so the caller can answer with that one.
+    async fn name_duplicate(&self, result: Result<()>, message: &Message) -> Result<()> {
+        match result {
+            Err(StoreError::Conflict { field, .. }) if field == "provider_message_id" => {
+                let existing = match &message.provider_message_id {
+                    Some(pid) => self
+                        .find_message_by_provider_id(message.channel, pid)
+                        .await?
+                        .map(|m| m.id.to_string()),
+                    None => None,
+                };
+                Err(StoreError::Conflict {
+                    field,
+                    existing_id: existing,
+                })
+            }
+            other => other,
+        }
+    }
+
     /// Inserts a message with its timeline so far. A provider message id seen before (a
     /// webhook delivered twice) is a [`StoreError::Conflict`] naming the message that has it.
     pub async fn insert_message(&self, message: &Message) -> Result<()> {
@@ -240,20 +261,7 @@ impl Store {
             Ok(())
         }
         .await;
-        match result {
-            Err(StoreError::Conflict { field, .. }) if field == "provider_message_id" => {
-                let existing = match &message.provider_message_id {
-                    Some(pid) => self
-                        .find_message_by_provider_id(message.channel, pid)
-                        .await?
-                        .map(|m| m.id.to_string()),
-                    None => None,
-                };
-                Err(StoreError::Conflict {
-                    field,
-                    existing_id: existing,
-                })
-            }
+        match self.name_duplicate(result, message).await {
             Err(StoreError::InUse) => Err(StoreError::MissingReference {
                 field: "message".to_owned(),
                 id: "sender, contact or conversation".to_owned(),
@@ -450,22 +458,7 @@ impl Store {
             Ok(())
         }
         .await;
-        match result {
-            Err(StoreError::Conflict { field, .. }) if field == "provider_message_id" => {
-                let existing = match &message.provider_message_id {
-                    Some(pid) => self
-                        .find_message_by_provider_id(message.channel, pid)
-                        .await?
-                        .map(|m| m.id.to_string()),
-                    None => None,
-                };
-                Err(StoreError::Conflict {
-                    field,
-                    existing_id: existing,
-                })
-            }
-            other => other,
-        }
+        self.name_duplicate(result, message).await
     }
 
     /// When the contact last wrote to this sender, by the provider's clock: the start of the
