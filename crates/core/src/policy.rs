@@ -349,12 +349,13 @@ pub fn window_state(
             human_agent_until: None,
         };
     }
-    let closes_at = last_inbound_at.map(|t| t + SERVICE_WINDOW);
+    // Saturating: an absurd timestamp (year 9999) must not panic the send path.
+    let closes_at = last_inbound_at.map(|t| t.saturating_add(SERVICE_WINDOW));
     WindowState {
         open: closes_at.is_some_and(|c| now < c),
         closes_at,
         human_agent_until: (channel == Channel::Messenger)
-            .then(|| last_inbound_at.map(|t| t + HUMAN_AGENT_WINDOW))
+            .then(|| last_inbound_at.map(|t| t.saturating_add(HUMAN_AGENT_WINDOW)))
             .flatten(),
     }
 }
