@@ -446,14 +446,16 @@ fn decide(
     };
     let tag = check_tag(request, ctx, window, template.as_ref(), now)?;
 
+    // R6.7 and R4.4: a campaign goes only to contacts who opted in, on every channel and even
+    // inside a window a support conversation opened.
+    if origin.is_bulk() && ctx.consent != ConsentStatus::OptedIn {
+        return refuse(
+            RefusalCode::ConsentRequired,
+            format!("campaigns on {channel} go only to contacts with a recorded opt-in"),
+        );
+    }
     let (kind, business_initiated) = match channel {
         Channel::Sms => {
-            if origin.is_bulk() && ctx.consent != ConsentStatus::OptedIn {
-                return refuse(
-                    RefusalCode::ConsentRequired,
-                    "bulk SMS goes only to contacts with a recorded opt-in",
-                );
-            }
             let kind = if template.is_some() {
                 ChannelTemplateType::Template
             } else {
@@ -464,7 +466,9 @@ fn decide(
         Channel::Whatsapp => whatsapp_kind(ctx, window, template.is_some())?,
         Channel::Messenger => messenger_kind(ctx, window, tag)?,
     };
-    if business_initiated {
+    // Messaging-limit tiers and restriction are WhatsApp's (R8.4); a Messenger tag is
+    // business-initiated too but bounded by its use case, not by a tier.
+    if business_initiated && channel == Channel::Whatsapp {
         check_messaging_limit(&ctx.sender)?;
     }
 
@@ -661,8 +665,9 @@ fn resolve_template(
             ),
         );
     };
-    // Prefer an approved version among equally good locales; report the best one's status
-    // when none is sendable.
+    // Send the best approved version in the contact's language (en_GB pending but en_US
+    // approved sends en_US, rather than nothing); report the best one's status when no
+    // version in that language is sendable.
     let chosen = candidates
         .iter()
         .find(|t| t.status.is_sendable())

@@ -529,10 +529,12 @@ fn refusal_cases() -> Vec<(&'static str, World, SendRequest, RefusalCode)> {
             ChannelMismatch,
         ),
         (
-            "a Messenger id on WhatsApp",
+            // Bare digits on a phone channel are far more likely a number missing its country
+            // prefix than a Messenger id.
+            "bare digits on WhatsApp",
             World::whatsapp().to(PSID),
             hello(),
-            ChannelMismatch,
+            InvalidAddress,
         ),
         (
             "nonsense on WhatsApp",
@@ -814,6 +816,12 @@ fn refusal_cases() -> Vec<(&'static str, World, SendRequest, RefusalCode)> {
         (
             "a WhatsApp campaign to a contact who never wrote nor opted in",
             World::whatsapp().never_wrote().consent(ConsentStatus::None),
+            order(CAMPAIGN),
+            ConsentRequired,
+        ),
+        (
+            "a WhatsApp campaign inside a window a support conversation opened, without opt-in",
+            World::whatsapp().wrote(HOUR).consent(ConsentStatus::None),
             order(CAMPAIGN),
             ConsentRequired,
         ),
@@ -2265,6 +2273,37 @@ proptest! {
                     prop_assert!(!text.contains(CARD), "{}", text);
                 }
             }
+        }
+    }
+}
+
+/// Messaging-limit tiers and restriction are WhatsApp's: a Messenger tag outside the window is
+/// business-initiated, yet neither a restricted page nor a used-up tier stops it, and the
+/// composer's offer agrees with the decision.
+#[test]
+fn messaging_limits_do_not_apply_to_messenger_tags() {
+    for world in [
+        World::messenger()
+            .wrote(2 * DAY)
+            .with(|w| w.sender.health = HealthStatus::Restricted),
+        World::messenger().wrote(2 * DAY).with(|w| {
+            w.sender.messaging_limit = Some(1);
+            w.sender.business_initiated_recipients_24h = 5;
+        }),
+    ] {
+        let request = SendRequest {
+            content: Content::Text("Your booking is confirmed for Friday".into()),
+            tag: Some(MessageTag::ConfirmedEventUpdate),
+            origin: AGENT,
+        };
+        let decision = evaluate(&request, &world.ctx(), NOW);
+        match &decision.verdict {
+            Verdict::Allow(allowed) => {
+                assert_eq!(allowed.kind, ChannelTemplateType::MessageTag);
+                assert!(allowed.business_initiated);
+                assert!(decision.allowed_kinds.contains(&allowed.kind));
+            }
+            other => panic!("expected a tagged send to be allowed, got {other:?}"),
         }
     }
 }
