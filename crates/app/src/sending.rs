@@ -12,8 +12,8 @@ use switchboard_core::message::{
     DeliveryStatus, Direction, Media, MediaKind, Message, StatusEvent, TemplateRef,
 };
 use switchboard_core::policy::{
-    evaluate, Content, Decision, Origin, PolicyContext, Recipient, SendRequest, SenderFacts,
-    SystemPurpose, Verdict,
+    evaluate, Content, Decision, FlowKind, Origin, PolicyContext, Recipient, SendRequest,
+    SenderFacts, SystemPurpose, Verdict,
 };
 use switchboard_core::sender::{Sender as SenderIdentity, DEFAULT_MEDIA_SIZE_LIMIT_BYTES};
 use switchboard_core::template::{MessageTag, Template};
@@ -45,6 +45,25 @@ pub enum SenderMode {
     Auto,
     /// The default sender of the contact's owner.
     Owner,
+}
+
+/// What a send is for. Integrations that automate or send in bulk through the API say so, and
+/// the rules for automation (R7.2, R7.4) and bulk (R6.7) bind them like the product's own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Purpose {
+    /// A person or an integration in a conversation (the default).
+    #[default]
+    Conversation,
+    /// An automatic answer to an inbound message: free text or any allowed template.
+    AutoReply,
+    /// An automated message: approved templates only, within business hours.
+    Automation,
+    /// A notification to a customer: approved templates only, within business hours.
+    Notification,
+    /// One of many identical sends: opted-in contacts only, never on Messenger.
+    Bulk,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -93,6 +112,8 @@ pub struct SendInput {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub send_at: Option<OffsetDateTime>,
+    /// What the send is for (default `conversation`).
+    pub purpose: Option<Purpose>,
 }
 
 /// Who a send is for: a caller of the API, or Switchboard itself (confirmations, R4.2, R4.3).
@@ -110,11 +131,15 @@ impl Sender<'_> {
         }
     }
 
-    fn origin(&self) -> Origin {
-        match self {
-            Sender::Caller(p) if p.user.is_some() => Origin::Agent,
-            Sender::Caller(_) => Origin::Api,
-            Sender::System(purpose) => Origin::System(*purpose),
+    fn origin(&self, purpose: Purpose) -> Origin {
+        match (self, purpose) {
+            (Sender::System(system), _) => Origin::System(*system),
+            (Sender::Caller(_), Purpose::AutoReply) => Origin::Flow(FlowKind::AutoReply),
+            (Sender::Caller(_), Purpose::Automation) => Origin::Flow(FlowKind::Automation),
+            (Sender::Caller(_), Purpose::Notification) => Origin::Flow(FlowKind::Notification),
+            (Sender::Caller(_), Purpose::Bulk) => Origin::Campaign,
+            (Sender::Caller(p), Purpose::Conversation) if p.user.is_some() => Origin::Agent,
+            (Sender::Caller(_), Purpose::Conversation) => Origin::Api,
         }
     }
 }
@@ -129,6 +154,7 @@ struct Facts {
     consent: ConsentStatus,
     templates: Vec<Template>,
     dlp: DlpRuleSet,
+    hours: Option<switchboard_core::policy::HoursState>,
     reach: (i64, bool),
     request: SendRequest,
     media: Option<MediaInput>,
@@ -158,7 +184,7 @@ impl Facts {
             consent: self.consent,
             templates: &self.templates,
             dlp: &self.dlp,
-            hours: None,
+            hours: self.hours,
         }
     }
 
@@ -179,6 +205,10 @@ impl Facts {
             "window": decision.window,
             "templates_considered": self.templates.len(),
             "dlp_rules": !self.dlp.is_empty(),
+            "business_hours": self.hours.map(|h| json!({
+                "open": h.open,
+                "opens_at": h.opens_at.map(rfc3339),
+            })),
         })
     }
 }
@@ -439,7 +469,8 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         .await
         .map_err(AppError::Internal)?;
     let dlp = crate::settings::dlp_rules(state).await?;
-    let origin = who.origin();
+    let hours = crate::settings::hours_at(state, now).await?;
+    let origin = who.origin(input.purpose.unwrap_or_default());
     Ok(Facts {
         sender,
         contact,
@@ -449,6 +480,7 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         consent,
         templates,
         dlp,
+        hours,
         reach,
         request: SendRequest {
             content,

@@ -3,11 +3,15 @@
 use serde::{Deserialize, Serialize};
 use switchboard_core::consent::KeywordConfig;
 use switchboard_core::dlp::{DlpRule, DlpRuleSet};
+use switchboard_core::hours::BusinessHours;
+use switchboard_core::policy::HoursState;
 use switchboard_core::Permission;
+use time::OffsetDateTime;
 
 use crate::{AppError, AppState, Principal, Result};
 
 const DLP_KEY: &str = "dlp";
+const HOURS_KEY: &str = "business_hours";
 const KEYWORDS_KEY: &str = "consent_keywords";
 
 /// The account's data-loss prevention rules (R8.2).
@@ -93,4 +97,43 @@ async fn save<T: Serialize>(state: &AppState, key: &str, value: &T) -> Result<()
         .put_setting(key, &value, state.now())
         .await
         .map_err(AppError::Internal)
+}
+
+/// The account's business hours, if it keeps any.
+pub async fn get_business_hours(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Option<BusinessHours>> {
+    principal.require(Permission::SettingsRead)?;
+    load::<Option<BusinessHours>>(state, HOURS_KEY).await
+}
+
+pub async fn put_business_hours(
+    state: &AppState,
+    principal: &Principal,
+    hours: BusinessHours,
+) -> Result<BusinessHours> {
+    principal.require(Permission::SettingsWrite)?;
+    hours.compile()?;
+    save(state, HOURS_KEY, &Some(&hours)).await?;
+    Ok(hours)
+}
+
+/// Stops keeping business hours: automation is no longer held.
+pub async fn clear_business_hours(state: &AppState, principal: &Principal) -> Result<()> {
+    principal.require(Permission::SettingsWrite)?;
+    save(state, HOURS_KEY, &Option::<BusinessHours>::None).await
+}
+
+/// Whether the business is open at `now` (R7.4); `None` when it keeps no hours.
+pub async fn hours_at(state: &AppState, now: OffsetDateTime) -> Result<Option<HoursState>> {
+    let Some(hours) = load::<Option<BusinessHours>>(state, HOURS_KEY).await? else {
+        return Ok(None);
+    };
+    let schedule = hours.compile().map_err(|e| {
+        AppError::Internal(switchboard_store::StoreError::Corrupt(format!(
+            "stored business hours: {e}"
+        )))
+    })?;
+    Ok(Some(schedule.state_at(now)))
 }

@@ -9,6 +9,7 @@ pub mod channel;
 pub mod consent;
 pub mod contact;
 pub mod dlp;
+pub mod hours;
 pub mod ids;
 pub mod message;
 pub mod policy;

@@ -756,7 +756,123 @@ async fn the_opt_in_request_flow(db: TestDb) {
         .contains("SMS"));
 }
 
+/// Integrations that automate or send in bulk say so with `purpose`, and the rules for
+/// automation (R7.2, R7.4) and bulk (R6.7) bind them.
+async fn automated_and_bulk_purposes_follow_their_rules(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let wa = app.sandbox_sender("whatsapp").await;
+    let messenger = app.sandbox_sender("messenger").await;
+    let contact = inbound(&app, &wa, "+442079460958", "hi", Duration::hours(1)).await["contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fan = inbound(
+        &app,
+        &messenger,
+        "1254459154682919",
+        "hello page",
+        Duration::hours(1),
+    )
+    .await["contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    approved_template(
+        &app,
+        &wa,
+        "reminder",
+        "en",
+        "Hi {{1}}, a reminder about your booking",
+    )
+    .await;
+    let send = |body: Value| {
+        let app = &app;
+        async move { app.post("/api/v1/messages", &app.admin, body).await }
+    };
+    // template_required: notifications and automations send approved templates only.
+    send(json!({"sender_id": wa, "contact_id": contact, "text": "Reminder!", "purpose": "notification"}))
+        .await
+        .problem(422, "template_required");
+    send(json!({"sender_id": wa, "contact_id": contact, "text": "Thanks, we got it", "purpose": "auto_reply"}))
+        .await
+        .ok(202);
+    // bulk_not_allowed: no bulk on Messenger.
+    send(json!({"sender_id": messenger, "contact_id": fan, "text": "News for all", "purpose": "bulk"}))
+        .await
+        .problem(422, "bulk_not_allowed");
+    // Bulk needs opt-in even inside a window.
+    send(
+        json!({"sender_id": wa, "contact_id": contact, "purpose": "bulk",
+                "template": {"name": "reminder"}}),
+    )
+    .await
+    .problem(422, "consent_required");
+
+    // outside_business_hours: a schedule with no open hours holds automation, not people.
+    let put_hours = |body: Value| {
+        let app = &app;
+        async move {
+            app.send(
+                reqwest::Method::PUT,
+                "/api/v1/settings/business-hours",
+                Some(&app.admin),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let bad = put_hours(json!({"time_zone": "Mars/Base", "weekly": {}})).await;
+    assert_eq!(bad.problem(422, "invalid_time_zone")["field"], "time_zone");
+    put_hours(json!({"time_zone": "Europe/London", "weekly": {}, "holidays": ["2026-12-25"]}))
+        .await
+        .ok(200);
+    let held = send(
+        json!({"sender_id": wa, "contact_id": contact, "purpose": "notification",
+                           "template": {"name": "reminder"}}),
+    )
+    .await;
+    assert!(held.problem(422, "outside_business_hours")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("business hours"));
+    // Messenger and people are not held by business hours.
+    send(json!({"sender_id": wa, "contact_id": contact, "text": "An agent answers any time"}))
+        .await
+        .ok(202);
+    send(json!({"sender_id": messenger, "contact_id": fan, "text": "Thanks!", "purpose": "auto_reply"}))
+        .await
+        .ok(202);
+    // Open all week round the clock: the notification goes.
+    let always = json!([{"opens": "00:00", "closes": "24:00"}]);
+    put_hours(json!({"time_zone": "Europe/London", "weekly": {
+        "monday": always, "tuesday": always, "wednesday": always, "thursday": always,
+        "friday": always, "saturday": always, "sunday": always}}))
+    .await
+    .ok(200);
+    send(
+        json!({"sender_id": wa, "contact_id": contact, "purpose": "notification",
+                "template": {"name": "reminder"}}),
+    )
+    .await
+    .ok(202);
+    app.send(
+        reqwest::Method::DELETE,
+        "/api/v1/settings/business-hours",
+        Some(&app.admin),
+        None,
+    )
+    .await
+    .ok(204);
+    assert_eq!(
+        app.get("/api/v1/settings/business-hours", &app.admin)
+            .await
+            .ok(200),
+        &Value::Null
+    );
+}
+
 both_backends!(
+    automated_and_bulk_purposes_follow_their_rules,
     the_opt_in_request_flow,
     the_window_follows_provider_timestamps,
     a_refused_send_leaves_only_its_decision,

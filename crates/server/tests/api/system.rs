@@ -51,6 +51,7 @@ async fn the_openapi_document_covers_every_route(db: TestDb) {
         ("/api/v1/contacts/{id}/opt-in-request", &["post"]),
         ("/api/v1/settings/dlp", &["get", "put"]),
         ("/api/v1/settings/keywords", &["get", "put"]),
+        ("/api/v1/settings/business-hours", &["get", "put", "delete"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (path, methods) in expected {
@@ -138,6 +139,9 @@ async fn every_api_route_needs_a_valid_token(db: TestDb) {
         (Method::PUT, "/api/v1/settings/dlp".to_owned()),
         (Method::GET, "/api/v1/settings/keywords".to_owned()),
         (Method::PUT, "/api/v1/settings/keywords".to_owned()),
+        (Method::GET, "/api/v1/settings/business-hours".to_owned()),
+        (Method::PUT, "/api/v1/settings/business-hours".to_owned()),
+        (Method::DELETE, "/api/v1/settings/business-hours".to_owned()),
     ];
     for (method, path) in routes {
         let body = matches!(method, Method::POST | Method::PATCH | Method::PUT).then(|| json!({}));
