@@ -13,6 +13,7 @@ pub mod hours;
 pub mod ids;
 pub mod message;
 pub mod policy;
+pub mod retry;
 pub mod sender;
 pub mod template;
 pub mod time;

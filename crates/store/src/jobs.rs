@@ -1,11 +1,13 @@
-//! The durable job queue's rows. Jobs are written inside the business transaction that needs
-//! them (an outbound message and its send job commit together); the dispatcher that claims
-//! them arrives with the delivery work.
+//! The durable job queue. Jobs are written inside the business transaction that needs them (an
+//! outbound message and its send job commit together), claimed under a lease in a short
+//! transaction of their own, and finished with an update fenced on the lease, so that a worker
+//! whose lease expired and was taken over cannot overwrite the new owner's result. No
+//! transaction is held open while a job runs.
 
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::rows::at;
+use crate::rows::{at, ms};
 use crate::{Result, Store};
 
 /// A job to enqueue.
@@ -33,6 +35,65 @@ pub struct Job {
     pub status: String,
     pub attempt: i64,
     pub run_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+}
+
+/// A job this worker holds: the lease owner and attempt fence every update to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lease {
+    pub job: Job,
+    pub owner: String,
+    pub until: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: String,
+    queue: String,
+    kind: String,
+    payload: sqlx::types::Json<Value>,
+    dedupe_key: Option<String>,
+    status: String,
+    attempt: i64,
+    run_at: i64,
+    expires_at: Option<i64>,
+    last_error: Option<String>,
+}
+
+impl From<JobRow> for Job {
+    fn from(r: JobRow) -> Self {
+        Job {
+            id: r.id,
+            queue: r.queue,
+            kind: r.kind,
+            payload: r.payload.0,
+            dedupe_key: r.dedupe_key,
+            status: r.status,
+            attempt: r.attempt,
+            run_at: at(r.run_at),
+            expires_at: r.expires_at.map(at),
+            last_error: r.last_error,
+        }
+    }
+}
+
+const JOB_COLUMNS: &str =
+    "id, queue, kind, payload, dedupe_key, status, attempt, run_at, expires_at, last_error";
+
+/// How a finished job ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Done,
+    /// Run again at this time (a temporary failure).
+    Retry {
+        at: OffsetDateTime,
+        error: String,
+    },
+    /// Given up: a permanent failure, attempts used up, or expired.
+    Dead {
+        error: String,
+    },
 }
 
 /// Inserts a job inside the caller's transaction.
@@ -59,41 +120,122 @@ macro_rules! insert_job {
 pub(crate) use insert_job;
 
 impl Store {
-    /// The jobs of a queue in the order they are due (for inspection and tests).
-    pub async fn queued_jobs(&self, queue: &str) -> Result<Vec<Job>> {
-        #[allow(clippy::type_complexity)]
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            sqlx::types::Json<Value>,
-            Option<String>,
-            String,
-            i64,
-            i64,
-        )> = read_pool!(self, |db| {
+    /// Enqueues a job on its own (most jobs are enqueued inside a business transaction).
+    pub async fn enqueue(&self, job: &NewJob, now: OffsetDateTime) -> Result<()> {
+        write_tx!(self, |tx| {
+            insert_job!(tx, job, now);
+        });
+        Ok(())
+    }
+
+    /// Claims up to `limit` due jobs of `queue` for `owner` until `now + lease`: queued jobs
+    /// whose time has come, and running jobs whose lease has expired (their worker died).
+    /// PostgreSQL skips rows another node is claiming; SQLite's single writer serialises
+    /// claims.
+    pub async fn claim_jobs(
+        &self,
+        queue: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: time::Duration,
+        limit: i64,
+    ) -> Result<Vec<Lease>> {
+        let lock = match self.backend() {
+            crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            crate::Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, \
+             attempt = attempt + 1, updated_at = $3 WHERE id IN (SELECT id FROM jobs \
+             WHERE queue = $4 AND ((status = 'queued' AND run_at <= $3) \
+             OR (status = 'running' AND lease_until < $3)) ORDER BY run_at, id LIMIT $5 {lock}) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let until = now + lease;
+        let rows: Vec<JobRow> = write_tx!(self, |tx| {
+            sqlx::query_as(&sql)
+                .bind(owner)
+                .bind(ms(until))
+                .bind(ms(now))
+                .bind(queue)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?
+        });
+        let mut leases: Vec<Lease> = rows
+            .into_iter()
+            .map(|r| Lease {
+                job: r.into(),
+                owner: owner.to_owned(),
+                until,
+            })
+            .collect();
+        leases.sort_by(|a, b| (a.job.run_at, &a.job.id).cmp(&(b.job.run_at, &b.job.id)));
+        Ok(leases)
+    }
+
+    /// Finishes a claimed job. Fenced: returns false, changing nothing, when the lease was
+    /// taken over (another worker claimed the job after this lease expired).
+    pub async fn finish_job(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let (status, run_at, error) = match outcome {
+            Outcome::Done => ("done", None, None),
+            Outcome::Retry { at, error } => ("queued", Some(ms(*at)), Some(error.as_str())),
+            Outcome::Dead { error } => ("dead", None, Some(error.as_str())),
+        };
+        let changed = write_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE jobs SET status = $4, run_at = COALESCE($5, run_at), \
+                 last_error = COALESCE($6, last_error), lease_owner = NULL, lease_until = NULL, \
+                 updated_at = $7 WHERE id = $1 AND lease_owner = $2 AND attempt = $3 \
+                 AND status = 'running'",
+            )
+            .bind(&lease.job.id)
+            .bind(&lease.owner)
+            .bind(lease.job.attempt)
+            .bind(status)
+            .bind(run_at)
+            .bind(error)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
+    /// When the next job of `queue` falls due, for a worker's fallback timer.
+    pub async fn next_due(&self, queue: &str) -> Result<Option<OffsetDateTime>> {
+        let (next,): (Option<i64>,) = read_pool!(self, |db| {
             sqlx::query_as(
-                "SELECT id, queue, kind, payload, dedupe_key, status, attempt, run_at \
-                     FROM jobs WHERE queue = $1 ORDER BY run_at, id",
+                "SELECT MIN(CASE WHEN status = 'queued' THEN run_at ELSE lease_until END) \
+                 FROM jobs WHERE queue = $1 AND status IN ('queued', 'running')",
             )
             .bind(queue)
-            .fetch_all(db)
+            .fetch_one(db)
             .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, queue, kind, payload, dedupe_key, status, attempt, run_at)| Job {
-                    id,
-                    queue,
-                    kind,
-                    payload: payload.0,
-                    dedupe_key,
-                    status,
-                    attempt,
-                    run_at: at(run_at),
-                },
-            )
-            .collect())
+        Ok(next.map(at))
+    }
+
+    pub async fn get_job(&self, id: &str) -> Result<Job> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        let row: Option<JobRow> = read_pool!(self, |db| {
+            sqlx::query_as(&sql).bind(id).fetch_optional(db).await?
+        });
+        row.map(Job::from).ok_or(crate::StoreError::NotFound)
+    }
+
+    /// The jobs of a queue in the order they are due (for inspection and tests).
+    pub async fn queued_jobs(&self, queue: &str) -> Result<Vec<Job>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE queue = $1 ORDER BY run_at, id");
+        let rows: Vec<JobRow> = read_pool!(self, |db| {
+            sqlx::query_as(&sql).bind(queue).fetch_all(db).await?
+        });
+        Ok(rows.into_iter().map(Job::from).collect())
     }
 }
