@@ -159,12 +159,24 @@ pub async fn create_token(
 ) -> Result<IssuedToken> {
     principal.require(Permission::TokensWrite)?;
     let token = validate_new_token(state, input).await?;
-    // A principal cannot mint a token stronger than itself.
+    // A principal cannot mint a token stronger than itself: not a higher role, and not a
+    // permission its own scopes withhold.
     if token.role > principal.role() {
         return Err(FieldError::new(
             "role",
             "exceeds_own_role",
             "a token cannot have a higher role than the one creating it",
+        )
+        .into());
+    }
+    if let Some(beyond) = Permission::ALL
+        .iter()
+        .find(|p| token.allows(**p) && !principal.can(**p))
+    {
+        return Err(FieldError::new(
+            "scopes",
+            "exceeds_own_permissions",
+            format!("the new token would have `{beyond}`, which the token creating it lacks"),
         )
         .into());
     }
@@ -330,11 +342,9 @@ pub async fn bootstrap(state: &AppState, operator_token: Option<&str>) -> Result
                 )
                 .into());
             }
-            let known = store
-                .find_token_by_hash(&hash_token(secret))
-                .await
-                .map_err(AppError::Internal)?;
-            if known.is_some() {
+            // Only on a first start: once any token exists, a bootstrap token that was revoked
+            // (say, because it leaked) must not come back with the next restart.
+            if store.count_tokens().await.map_err(AppError::Internal)? > 0 {
                 return Ok(Bootstrap::NotNeeded);
             }
             issue(state, template("bootstrap"), Some(secret.to_owned())).await?;

@@ -66,6 +66,26 @@ pub async fn record_consent(
         .get_contact(contact)
         .await
         .map_err(|e| AppError::from_store("contact", e))?;
+    // R4.2: an opt-out is the customer's; only an admin may record their coming back (a
+    // customer who asked by phone, say), and only with evidence (checked above).
+    if input.status == ConsentStatus::OptedIn && principal.role() != switchboard_core::Role::Admin {
+        let events = state
+            .store()
+            .consent_events(contact, Some(input.channel))
+            .await
+            .map_err(AppError::Internal)?;
+        if current_status(&events, input.channel) == ConsentStatus::OptedOut {
+            return Err(AppError::Conflict {
+                code: "opted_out_by_contact",
+                field: Some("status".to_owned()),
+                existing_id: None,
+                detail:
+                    "the contact opted out; they opt in again themselves (by replying START or \
+                         YES), or an admin records it with evidence"
+                        .to_owned(),
+            });
+        }
+    }
     let event = ConsentEvent {
         id: ConsentEventId::new(),
         contact_id: contact,

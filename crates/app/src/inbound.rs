@@ -255,10 +255,12 @@ pub async fn receive_message(
     }
     let now = state.now();
     // Stored to the millisecond: what is answered must equal what is read back.
+    // A timestamp from the future (a skewed clock, a bad import) would hold the window open
+    // for as long as it lies ahead, so it counts as now.
     let sent_at = input
         .timestamp
         .map(switchboard_core::time::truncate_to_millis)
-        .unwrap_or(now);
+        .map_or(now, |t| t.min(now));
     let contact = contact_for(state, &address, name, now).await?;
     let conversation = store
         .ensure_conversation(contact.id, sender.id, sender.channel, now)

@@ -213,6 +213,12 @@ impl Facts {
     }
 }
 
+/// When a send is decided for: its `send_at` when that lies ahead, else now. (The dispatcher
+/// decides again when it sends, as consent or limits may have changed meanwhile.)
+fn decision_time(send_at: Option<OffsetDateTime>, now: OffsetDateTime) -> OffsetDateTime {
+    send_at.filter(|t| *t > now).unwrap_or(now)
+}
+
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -434,11 +440,20 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         .get_sender(sender_id)
         .await
         .map_err(crate::missing_reference("sender_id", "sender"))?;
+    // A written address must suit the sender's channel (R1.4) even when it names a contact
+    // known by another address too: the policy then judges it as written.
+    if let Some(to) = &input.to {
+        if !switchboard_core::policy::address_fits(sender.channel, to) {
+            contact = None;
+        }
+    }
 
     let permitted = match who {
-        Sender::Caller(Principal {
-            user: Some(user), ..
-        }) => user.role == Role::Admin || user.permitted_sender_ids.contains(&sender.id),
+        Sender::Caller(
+            p @ Principal {
+                user: Some(user), ..
+            },
+        ) => p.role() == Role::Admin || user.permitted_sender_ids.contains(&sender.id),
         Sender::Caller(_) | Sender::System(_) => true,
     };
     let (last_inbound_at, consent) = match &contact {
@@ -469,7 +484,8 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         .await
         .map_err(AppError::Internal)?;
     let dlp = crate::settings::dlp_rules(state).await?;
-    let hours = crate::settings::hours_at(state, now).await?;
+    // Business hours and the window are judged at the time the message will go.
+    let hours = crate::settings::hours_at(state, decision_time(input.send_at, now)).await?;
     let origin = who.origin(input.purpose.unwrap_or_default());
     Ok(Facts {
         sender,
@@ -559,7 +575,11 @@ pub async fn check_policy(
     let who = Sender::Caller(principal);
     let facts = load_facts(state, who, input).await?;
     let now = state.now();
-    let decision = evaluate(&facts.request, &facts.context(), now);
+    let decision = evaluate(
+        &facts.request,
+        &facts.context(),
+        decision_time(facts.send_at, now),
+    );
     state
         .store()
         .record_decision(&decision_record(who, &facts, &decision, None, true, now))
@@ -597,7 +617,11 @@ pub(crate) async fn send_as(
 ) -> Result<Created<Message>> {
     let facts = load_facts(state, who, &input).await?;
     let now = state.now();
-    let decision = evaluate(&facts.request, &facts.context(), now);
+    let decision = evaluate(
+        &facts.request,
+        &facts.context(),
+        decision_time(facts.send_at, now),
+    );
     let allowed = match &decision.verdict {
         Verdict::Allow(allowed) => allowed.clone(),
         Verdict::Refuse { .. } => {

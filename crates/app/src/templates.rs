@@ -308,6 +308,29 @@ pub async fn change_status(
     change: StatusChange,
 ) -> Result<Template> {
     principal.require(Permission::TemplatesWrite)?;
+    let template = state
+        .store()
+        .get_template(id)
+        .await
+        .map_err(template_store_error)?;
+    let sender = state
+        .store()
+        .get_sender(template.sender_id)
+        .await
+        .map_err(AppError::Internal)?;
+    if sender.channel == Channel::Whatsapp {
+        // Approval, rejection and pausing are Meta's verdicts (normally from its webhooks);
+        // recording one by hand is an admin's act, and a draft is never approved unsubmitted.
+        principal.require(Permission::SendersWrite)?;
+        if template.status == TemplateStatus::Draft && change.status == TemplateStatus::Approved {
+            return Err(AppError::Conflict {
+                code: "invalid_transition",
+                field: Some("status".to_owned()),
+                existing_id: None,
+                detail: "a WhatsApp template is approved by Meta after it is submitted".to_owned(),
+            });
+        }
+    }
     transition(state, id, change.status, change.reason, actor(principal)).await
 }
 

@@ -258,26 +258,23 @@ pub fn validate_manual_change(
             "`status` must be requested, opted_in or opted_out; `none` cannot be recorded",
         ));
     }
-    if matches!(source, ConsentSource::Keyword | ConsentSource::Provider) {
-        // These entries are only true when the system saw the keyword or the provider's error
-        // itself; letting the API claim them would forge the trail.
+    if matches!(
+        source,
+        ConsentSource::Keyword | ConsentSource::Provider | ConsentSource::WhatsappThread
+    ) {
+        // These entries are only true when the system saw the keyword, the provider's error or
+        // the customer's reply itself; letting the API claim them would forge the trail.
         errors.push(FieldError::new(
             "source",
             "reserved_source",
-            "`source` keyword and provider are recorded by Switchboard itself",
+            "`source` keyword, provider and whatsapp_thread are recorded by Switchboard itself",
         ));
     }
     if let Some(Err(error)) = evidence.map(|e| optional_text("evidence", e, MAX_EVIDENCE_CHARS)) {
         errors.push(error);
     }
-    let needs_evidence = matches!(
-        source,
-        ConsentSource::Website
-            | ConsentSource::Ivr
-            | ConsentSource::Ad
-            | ConsentSource::Import
-            | ConsentSource::Api
-    );
+    // An opt-in recorded by a person or an integration must be provable, whatever its source.
+    let needs_evidence = true;
     let has_evidence = evidence.is_some_and(|e| !e.trim().is_empty());
     if status == ConsentStatus::OptedIn && needs_evidence && !has_evidence {
         errors.push(FieldError::new(
@@ -733,8 +730,24 @@ mod tests {
             (OptedIn, Import, Some("contacts-2026.csv"), pairs(&[])),
             (OptedIn, Api, Some("crm:991"), pairs(&[])),
             (OptedIn, Api, Some(fits.as_str()), pairs(&[])),
-            (OptedIn, Agent, Option::None, pairs(&[])),
-            (OptedIn, WhatsappThread, Option::None, pairs(&[])),
+            (
+                OptedIn,
+                Agent,
+                Some("customer asked on the phone, call 2026-11-22 10:04"),
+                pairs(&[]),
+            ),
+            (
+                OptedIn,
+                Agent,
+                Option::None,
+                pairs(&[("evidence", "evidence_required")]),
+            ),
+            (
+                OptedIn,
+                WhatsappThread,
+                Some("yes"),
+                pairs(&[("source", "reserved_source")]),
+            ),
             (OptedOut, Website, Option::None, pairs(&[])),
             (OptedOut, Api, Option::None, pairs(&[])),
             (Requested, Agent, Option::None, pairs(&[])),
@@ -809,7 +822,12 @@ mod tests {
             for source in SOURCES {
                 let ok_with_evidence =
                     validate_manual_change(status, source, Some("proof")).is_ok();
-                let reserved = matches!(source, ConsentSource::Keyword | ConsentSource::Provider);
+                let reserved = matches!(
+                    source,
+                    ConsentSource::Keyword
+                        | ConsentSource::Provider
+                        | ConsentSource::WhatsappThread
+                );
                 assert_eq!(
                     ok_with_evidence,
                     status != ConsentStatus::None && !reserved,
@@ -1275,15 +1293,8 @@ mod tests {
             evidence in proptest::option::of("\\PC{0,40}"),
         ) {
             let errors = codes(validate_manual_change(status, source, evidence.as_deref()));
-            let wants_evidence = status == ConsentStatus::OptedIn
-                && matches!(
-                    source,
-                    ConsentSource::Website
-                        | ConsentSource::Ivr
-                        | ConsentSource::Ad
-                        | ConsentSource::Import
-                        | ConsentSource::Api
-                );
+            // Every manual opt-in must be provable, whatever its source.
+            let wants_evidence = status == ConsentStatus::OptedIn;
             let has = evidence.as_deref().is_some_and(|e| !e.trim().is_empty());
             prop_assert_eq!(
                 errors.iter().any(|(_, code)| code == "evidence_required"),

@@ -446,12 +446,20 @@ fn decide(
     };
     let tag = check_tag(request, ctx, window, template.as_ref(), now)?;
 
-    // R6.7 and R4.4: a campaign goes only to contacts who opted in, on every channel and even
-    // inside a window a support conversation opened.
-    if origin.is_bulk() && ctx.consent != ConsentStatus::OptedIn {
+    // R6.7 and R4.4: campaigns, automations and notifications go only to contacts who opted
+    // in, on every channel and even inside a window a support conversation opened.
+    let needs_opt_in = origin.is_bulk()
+        || matches!(
+            origin,
+            Origin::Flow(FlowKind::Automation | FlowKind::Notification)
+        );
+    if needs_opt_in && ctx.consent != ConsentStatus::OptedIn {
         return refuse(
             RefusalCode::ConsentRequired,
-            format!("campaigns on {channel} go only to contacts with a recorded opt-in"),
+            format!(
+                "campaigns, automations and notifications on {channel} go only to contacts with \
+                 a recorded opt-in; a support conversation is not consent"
+            ),
         );
     }
     let (kind, business_initiated) = match channel {
@@ -480,7 +488,7 @@ fn decide(
                     t.format(&time::format_description::well_known::Rfc3339)
                         .ok()
                 })
-                .map(|t| format!("; it will be sent when business hours open at {t}"))
+                .map(|t| format!("; they open at {t}: schedule it then with `send_at`"))
                 .unwrap_or_default();
             return refuse(
                 RefusalCode::OutsideBusinessHours,
@@ -597,6 +605,11 @@ fn check_address(channel: Channel, recipient: &Recipient<'_>) -> Result<(), Refu
             }
         }
     }
+}
+
+/// Whether `to` is an address of `channel`'s kind (a phone for SMS, a PSID for Messenger...).
+pub fn address_fits(channel: Channel, to: &str) -> bool {
+    check_address(channel, &Recipient::Unknown(to)).is_ok()
 }
 
 /// The locales to try for a template, best first (R3.5): the one asked for, else the

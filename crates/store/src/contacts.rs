@@ -91,6 +91,49 @@ impl Store {
         contact: &Contact,
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<()> {
+        let result = self.insert_contact(contact, idempotency).await;
+        self.name_address_holder(result, contact).await
+    }
+
+    /// A unique address lost to a concurrent insert (PostgreSQL's READ COMMITTED lets both
+    /// transactions pass the check) is reported like one found by the check: naming the holder.
+    async fn name_address_holder(&self, result: Result<()>, contact: &Contact) -> Result<()> {
+        match result {
+            Err(StoreError::Conflict {
+                field,
+                existing_id: None,
+            }) if matches!(
+                field.as_str(),
+                "phone" | "whatsapp_user_id" | "messenger_psid"
+            ) =>
+            {
+                let holder = self
+                    .find_contact_by_address(
+                        contact.phone.as_ref().filter(|_| field == "phone"),
+                        contact
+                            .whatsapp_user_id
+                            .as_ref()
+                            .filter(|_| field == "whatsapp_user_id"),
+                        contact
+                            .messenger_psid
+                            .as_ref()
+                            .filter(|_| field == "messenger_psid"),
+                    )
+                    .await?;
+                Err(StoreError::Conflict {
+                    field,
+                    existing_id: holder.map(|c| c.id.to_string()),
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn insert_contact(
+        &self,
+        contact: &Contact,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<()> {
         let fields = Json(&contact.fields);
         write_tx!(self, |tx| {
             // The key is claimed first: a concurrent retry of the same request then fails on
@@ -207,6 +250,11 @@ impl Store {
     }
 
     pub async fn update_contact(&self, contact: &Contact) -> Result<()> {
+        let result = self.update_contact_row(contact).await;
+        self.name_address_holder(result, contact).await
+    }
+
+    async fn update_contact_row(&self, contact: &Contact) -> Result<()> {
         let fields = Json(&contact.fields);
         write_tx!(self, |tx| {
             ensure_addresses_free!(tx, contact);

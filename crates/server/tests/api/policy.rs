@@ -301,7 +301,8 @@ async fn every_refusal_code_is_reachable_through_the_api(db: TestDb) {
     app.post(
         &format!("/api/v1/contacts/{third}/consent"),
         &app.admin,
-        json!({"channel": "whatsapp", "status": "opted_in", "source": "agent"}),
+        json!({"channel": "whatsapp", "status": "opted_in", "source": "agent",
+               "evidence": "asked on the phone, call 2026-11-22 10:04"}),
     )
     .await
     .ok(201);
@@ -823,6 +824,21 @@ async fn automated_and_bulk_purposes_follow_their_rules(db: TestDb) {
     };
     let bad = put_hours(json!({"time_zone": "Mars/Base", "weekly": {}})).await;
     assert_eq!(bad.problem(422, "invalid_time_zone")["field"], "time_zone");
+    // R4.4: a support conversation is not consent to notifications.
+    send(
+        json!({"sender_id": wa, "contact_id": contact, "purpose": "notification",
+                "template": {"name": "reminder"}}),
+    )
+    .await
+    .problem(422, "consent_required");
+    app.post(
+        &format!("/api/v1/contacts/{contact}/consent"),
+        &app.admin,
+        json!({"channel": "whatsapp", "status": "opted_in", "source": "website",
+                    "evidence": "https://shop.example/preferences#whatsapp"}),
+    )
+    .await
+    .ok(201);
     put_hours(json!({"time_zone": "Europe/London", "weekly": {}, "holidays": ["2026-12-25"]}))
         .await
         .ok(200);
@@ -871,7 +887,124 @@ async fn automated_and_bulk_purposes_follow_their_rules(db: TestDb) {
     );
 }
 
+/// Regressions from review: consent cannot be forged or overridden, future timestamps cannot
+/// hold a window open, a written address must suit the channel, scheduled sends are judged at
+/// their time, and WhatsApp verdicts are Meta's.
+async fn the_rules_cannot_be_talked_around(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let wa = app.sandbox_sender("whatsapp").await;
+    let messenger = app.sandbox_sender("messenger").await;
+    let contact = inbound(&app, &wa, "+442079460958", "hi", Duration::hours(23)).await
+        ["contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The same person on Messenger.
+    app.patch(
+        &format!("/api/v1/contacts/{contact}"),
+        &app.admin,
+        json!({"messenger_psid": "1254459154682919"}),
+    )
+    .await
+    .ok(200);
+
+    // A free text scheduled past the window's end is judged then, and refused.
+    let late = (OffsetDateTime::now_utc() + Duration::hours(30))
+        .format(&Rfc3339)
+        .unwrap();
+    app.post(
+        "/api/v1/messages",
+        &app.admin,
+        json!({"sender_id": wa, "contact_id": contact, "text": "later", "send_at": late}),
+    )
+    .await
+    .problem(422, "window_closed");
+
+    // A future timestamp counts as now: the window runs 24 hours from now, not from 9999.
+    let future = app
+        .post(
+            "/api/v1/messages/inbound",
+            &app.admin,
+            json!({"sender_id": wa, "from": "+442079460958", "text": "from the future",
+                     "timestamp": "9999-01-01T00:00:00Z"}),
+        )
+        .await;
+    let stamped = OffsetDateTime::parse(
+        future.ok(201)["provider_timestamp"].as_str().unwrap(),
+        &Rfc3339,
+    )
+    .unwrap();
+    assert!(stamped <= OffsetDateTime::now_utc());
+
+    // A phone written on a Messenger send is a mismatch, though it names a contact with a PSID.
+    app.post(
+        "/api/v1/messages",
+        &app.admin,
+        json!({"sender_id": messenger, "to": "+442079460958", "text": "hi"}),
+    )
+    .await
+    .problem(422, "channel_mismatch");
+
+    // Consent: the system's sources cannot be claimed, a manual opt-in needs evidence, and an
+    // agent cannot undo a customer's STOP.
+    let (_, agent) = app.user_with_token("agent").await;
+    let consent = |token: String, body: Value| {
+        let app = &app;
+        let contact = contact.clone();
+        async move {
+            app.post(&format!("/api/v1/contacts/{contact}/consent"), &token, body)
+                .await
+        }
+    };
+    consent(agent.clone(), json!({"channel": "whatsapp", "status": "opted_in", "source": "whatsapp_thread", "evidence": "yes"}))
+        .await
+        .problem(422, "reserved_source");
+    consent(
+        agent.clone(),
+        json!({"channel": "whatsapp", "status": "opted_in", "source": "agent"}),
+    )
+    .await
+    .problem(422, "evidence_required");
+    inbound(&app, &wa, "+442079460958", "STOP", Duration::ZERO).await;
+    consent(agent.clone(), json!({"channel": "whatsapp", "status": "opted_in", "source": "agent", "evidence": "said so"}))
+        .await
+        .problem(409, "opted_out_by_contact");
+    consent(app.admin.clone(), json!({"channel": "whatsapp", "status": "opted_in", "source": "ivr", "evidence": "call CA123 recording"}))
+        .await
+        .ok(201);
+
+    // WhatsApp approval is Meta's: never straight from draft, and not recorded by supervisors.
+    let draft = app
+        .post("/api/v1/templates", &app.admin,
+              json!({"sender_id": wa, "name": "skipper", "locale": "en", "category": "UTILITY", "body": "Hi there"}))
+        .await;
+    let id = draft.ok(201)["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/v1/templates/{id}/status"),
+        &app.admin,
+        json!({"status": "approved"}),
+    )
+    .await
+    .problem(409, "invalid_transition");
+    let (_, supervisor) = app.user_with_token("supervisor").await;
+    app.post(
+        &format!("/api/v1/templates/{id}/submit"),
+        &supervisor,
+        json!({}),
+    )
+    .await
+    .ok(200);
+    app.post(
+        &format!("/api/v1/templates/{id}/status"),
+        &supervisor,
+        json!({"status": "approved"}),
+    )
+    .await
+    .problem(403, "forbidden");
+}
+
 both_backends!(
+    the_rules_cannot_be_talked_around,
     automated_and_bulk_purposes_follow_their_rules,
     the_opt_in_request_flow,
     the_window_follows_provider_timestamps,

@@ -277,7 +277,26 @@ async fn a_first_start_without_configuration_is_not_locked_out(db: TestDb) {
     server.stop().await.unwrap();
 }
 
+/// A revoked bootstrap token does not come back with the next start.
+async fn a_revoked_bootstrap_token_stays_revoked(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let other = app.service_token("admin", None).await;
+    let bootstrap = app.get("/api/v1/me", &app.admin).await.ok(200)["token"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.delete(&format!("/api/v1/tokens/{bootstrap}"), &other)
+        .await
+        .ok(204);
+    let app = app.restart().await;
+    app.get("/api/v1/me", &app.admin)
+        .await
+        .problem(401, "unauthorized");
+    app.get("/api/v1/me", &other).await.ok(200);
+}
+
 both_backends!(
+    a_revoked_bootstrap_token_stays_revoked,
     health_answers_with_the_backend,
     the_openapi_document_covers_every_route,
     unknown_routes_and_methods_are_problems,

@@ -169,7 +169,39 @@ async fn lowering_a_users_role_lowers_their_tokens(db: TestDb) {
     assert_eq!(app.get("/api/v1/me", &token).await.ok(200)["role"], "agent");
 }
 
+/// A scoped token cannot mint a token with more than its scopes.
+async fn a_scoped_token_cannot_escape_its_scopes(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let minter = app.service_token("admin", Some(vec!["tokens:write"])).await;
+    let escape = app
+        .post(
+            "/api/v1/tokens",
+            &minter,
+            json!({"name": "x", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(
+        escape.problem(422, "exceeds_own_permissions")["field"],
+        "scopes"
+    );
+    app.post(
+        "/api/v1/tokens",
+        &minter,
+        json!({"name": "x", "role": "admin", "scopes": ["contacts:read"]}),
+    )
+    .await
+    .problem(422, "exceeds_own_permissions");
+    app.post(
+        "/api/v1/tokens",
+        &minter,
+        json!({"name": "x", "role": "admin", "scopes": ["tokens:write"]}),
+    )
+    .await
+    .ok(201);
+}
+
 both_backends!(
+    a_scoped_token_cannot_escape_its_scopes,
     tokens_are_shown_once_and_revocable,
     a_user_token_acts_as_the_user_and_never_above_them,
     scopes_narrow_what_a_token_may_do,
