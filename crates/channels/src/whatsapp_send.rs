@@ -509,7 +509,8 @@ pub fn whatsapp_template_submission(
 }
 
 /// Like [`whatsapp_template_submission`], with example values by variable name (`"1"`,
-/// `"first_name"`), which Meta's reviewers read; they take precedence over everything else.
+/// `"first_name"`), which Meta's reviewers read. The template's own examples (a text header's,
+/// a URL button's) come first, since each belongs to one component.
 pub fn whatsapp_template_submission_with_examples(
     waba_id: &str,
     access_token: &str,
@@ -553,19 +554,19 @@ fn is_positional(name: &str) -> bool {
     name.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// An example for a variable: given, else the template's own, else made from the contact field
-/// it is mapped to or its name.
+/// An example for a variable: the component's own (a text header's), else the given one, else
+/// one made from the contact field the variable is mapped to, or from its name.
 fn example_for(
     name: &str,
     template: &TemplateContent,
     examples: &BTreeMap<String, String>,
     own: Option<&str>,
 ) -> String {
-    if let Some(e) = examples.get(name).filter(|e| !e.trim().is_empty()) {
-        return e.clone();
-    }
     if let Some(e) = own.filter(|e| !e.trim().is_empty()) {
         return e.to_owned();
+    }
+    if let Some(e) = examples.get(name).filter(|e| !e.trim().is_empty()) {
+        return e.clone();
     }
     let base = template
         .variable_mapping
