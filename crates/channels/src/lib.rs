@@ -1,14 +1,29 @@
 //! Provider wire formats and signatures: WhatsApp Cloud API, Messenger Platform and Twilio.
 //!
-//! Nothing here touches storage; connectors take and return plain values.
+//! Nothing here touches storage; connectors take and return plain values: webhook bodies in,
+//! events out; outbound requests in, HTTP request descriptions out; provider answers in,
+//! receipts or classified errors out.
 
+pub mod errors;
 pub mod events;
+pub mod messenger_send;
 pub mod messenger_webhook;
+pub mod outbound;
 pub mod signature;
+pub mod twilio_send;
 pub mod twilio_webhook;
+pub mod whatsapp_send;
 pub mod whatsapp_webhook;
 
+pub use errors::{RetryScope, SendError};
 pub use events::{InboundEvent, ParseError};
+pub use messenger_send::{messenger_request, parse_messenger_success, MessagingType};
 pub use messenger_webhook::parse_messenger;
+pub use outbound::{
+    BuildError, HttpRequest, OutboundBody, OutboundRequest, ParseError as ResponseParseError,
+    Recipient, RequestBody, SendReceipt,
+};
+pub use twilio_send::{parse_twilio_success, twilio_request, TwilioSender};
 pub use twilio_webhook::{parse_form, parse_twilio};
+pub use whatsapp_send::{parse_whatsapp_success, whatsapp_request, whatsapp_template_submission};
 pub use whatsapp_webhook::parse_whatsapp;
