@@ -22,7 +22,7 @@ use switchboard_store::StoreError;
 use time::OffsetDateTime;
 
 use crate::idempotency::Created;
-use crate::sending::{send_as, MediaInput, SendInput, Sender, MAX_TEXT_CHARS};
+use crate::sending::{send_as, SendInput, Sender, MAX_TEXT_CHARS};
 use crate::{AppError, AppState, Principal, Result};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -36,7 +36,8 @@ pub struct InboundInput {
     /// The customer's profile name, used when the contact is new.
     pub name: Option<String>,
     pub text: Option<String>,
-    pub media: Option<MediaInput>,
+    /// A file: by `url`, or by the provider's media id (`provider_media_id`) to fetch later.
+    pub media: Option<Media>,
     /// The provider's id for the message: a message delivered twice is recorded once.
     pub provider_message_id: Option<String>,
     /// When the customer sent it, by the provider's clock (default: now). The window runs from
@@ -213,6 +214,11 @@ pub async fn receive_message(
     input: InboundInput,
 ) -> Result<Created<Message>> {
     principal.require(Permission::MessagesReceive)?;
+    receive(state, input).await
+}
+
+/// Records an inbound message on the system's authority (a verified provider webhook).
+pub(crate) async fn receive(state: &AppState, input: InboundInput) -> Result<Created<Message>> {
     let store = state.store();
     let sender = store
         .get_sender(input.sender_id)
@@ -276,16 +282,7 @@ pub async fn receive_message(
         conversation_id: Some(conversation),
         text,
         template: None,
-        media: input.media.map(|m| Media {
-            kind: m.kind,
-            url: Some(m.url),
-            provider_media_id: None,
-            mime_type: m.mime_type,
-            filename: m.filename,
-            caption: m.caption,
-            size_bytes: m.size_bytes,
-            sha256: None,
-        }),
+        media: input.media,
         channel_template_type: ChannelTemplateType::Session,
         status: DeliveryStatus::Received,
         status_history: vec![StatusEvent {

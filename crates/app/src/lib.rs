@@ -18,6 +18,7 @@ pub mod settings;
 mod state;
 pub mod templates;
 pub mod users;
+pub mod webhooks;
 
 pub use auth::Principal;
 pub(crate) use error::missing_reference;

@@ -53,17 +53,33 @@ pub struct AppState {
 struct Inner {
     store: Store,
     clock: Arc<dyn Clock>,
+    /// Wakes the webhook processor when a webhook has been stored.
+    webhooks: tokio::sync::Notify,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
         Self {
-            inner: Arc::new(Inner { store, clock }),
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                webhooks: tokio::sync::Notify::new(),
+            }),
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Tells the webhook processor there is work.
+    pub fn wake_webhooks(&self) {
+        self.inner.webhooks.notify_one();
+    }
+
+    /// Waits until a webhook has been stored since the last wait.
+    pub async fn webhooks_waiting(&self) {
+        self.inner.webhooks.notified().await;
     }
 
     /// The current time, in whole milliseconds (the precision the store keeps).

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod telemetry;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub struct RunningServer {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    processor: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -49,6 +51,8 @@ impl RunningServer {
             let _ = tx.send(());
         }
         (&mut self.task).await??;
+        // Webhooks left unprocessed stay stored and are processed after the next start.
+        self.processor.abort();
         self.state.store().close().await;
         Ok(())
     }
@@ -84,6 +88,7 @@ pub async fn start(
         Bootstrap::NotNeeded => None,
     };
     let app = api::app(state.clone())
+        .merge(webhooks::router().with_state(state.clone()))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
@@ -103,6 +108,7 @@ pub async fn start(
             })
             .await
     });
+    let processor = tokio::spawn(process_webhooks(state.clone()));
     tracing::info!(%addr, database = state.store().backend().as_str(), "switchboard is listening");
     Ok((
         RunningServer {
@@ -110,9 +116,29 @@ pub async fn start(
             state,
             shutdown: Some(tx),
             task,
+            processor,
         },
         generated,
     ))
+}
+
+/// Processes stored webhooks when one arrives, and every few seconds in case a wake-up was
+/// missed (another node stored it, or processing failed and will be tried again).
+async fn process_webhooks(state: AppState) {
+    loop {
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(5), state.webhooks_waiting()).await;
+        loop {
+            match switchboard_app::webhooks::process_pending(&state).await {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::error!(?error, "processing webhooks");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// `switchboard serve`: runs until SIGINT or SIGTERM, then shuts down gracefully.

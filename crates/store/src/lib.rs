@@ -23,6 +23,7 @@ pub mod settings;
 pub mod templates;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -350,6 +350,13 @@ impl Store {
     pub async fn record_status(&self, id: MessageId, event: &StatusEvent) -> Result<bool> {
         let id = id.to_string();
         let changed = write_tx!(self, |tx| {
+            // Take the row's lock before reading its status (a no-op update is the portable
+            // SELECT ... FOR UPDATE), so two webhooks applying statuses at once cannot both
+            // read the old one. SQLite's single writer serialises them anyway.
+            sqlx::query("UPDATE messages SET updated_at = updated_at WHERE id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
             let current: Option<(String,)> =
                 sqlx::query_as("SELECT status FROM messages WHERE id = $1")
                     .bind(&id)

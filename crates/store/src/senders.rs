@@ -168,6 +168,40 @@ impl Store {
     pub async fn delete_sender(&self, id: SenderId) -> Result<()> {
         self.delete_by_id("senders", &id.to_string()).await
     }
+
+    /// The sender a provider's webhook is for, by the provider's id for it (phone-number id,
+    /// page id, Twilio number or messaging service).
+    pub async fn find_sender_by_external_id(
+        &self,
+        kind: switchboard_core::sender::ProviderKind,
+        external_id: &str,
+    ) -> Result<Option<Sender>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM senders WHERE provider_kind = $1 AND external_id = $2");
+        let row: Option<SenderRow> = read_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(kind.as_str())
+                .bind(external_id)
+                .fetch_optional(db)
+                .await?
+        });
+        row.map(SenderRow::into_sender).transpose()
+    }
+
+    /// Every sender of one provider kind (the handshake looks for a matching verify token).
+    pub async fn senders_of_kind(
+        &self,
+        kind: switchboard_core::sender::ProviderKind,
+    ) -> Result<Vec<Sender>> {
+        let sql = format!("SELECT {COLUMNS} FROM senders WHERE provider_kind = $1 ORDER BY id");
+        let rows: Vec<SenderRow> = read_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(kind.as_str())
+                .fetch_all(db)
+                .await?
+        });
+        rows.into_iter().map(SenderRow::into_sender).collect()
+    }
 }
 
 /// Two senders cannot share a provider identity: webhooks are routed by it.

@@ -10,3 +10,4 @@ mod senders;
 mod system;
 mod tokens;
 mod users;
+mod webhooks;

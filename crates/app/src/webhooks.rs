@@ -1,0 +1,305 @@
+//! Provider webhooks (R8.6): authenticated by the sender's signature, stored durably before
+//! they are answered, then processed: messages recorded once (provider ids are unique),
+//! statuses applied forward only, every event of a payload applied, unknown kinds kept.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use switchboard_channels::events::{self as ev, InboundEvent};
+use switchboard_channels::signature::verify_meta;
+use switchboard_core::message::{DeliveryStatus, Media, MediaKind, MessageError, StatusEvent};
+use switchboard_core::sender::{ProviderConfig, ProviderKind, Sender};
+use switchboard_core::Channel;
+use switchboard_store::webhooks::WebhookEvent;
+
+use crate::inbound::{receive, InboundInput};
+use crate::{AppError, AppState, Result};
+
+/// Why a webhook is turned away; nothing is stored.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// No signature, a wrong one, or no sender of ours it could be for: 401.
+    Unauthorized,
+    /// Not a body a provider sends: 400.
+    Malformed(String),
+}
+
+/// Meta's verification handshake: the challenge, when the token is one of our senders'.
+pub async fn whatsapp_handshake(
+    state: &AppState,
+    mode: &str,
+    token: &str,
+    challenge: &str,
+) -> Result<Option<String>> {
+    if mode != "subscribe" {
+        return Ok(None);
+    }
+    let senders = state
+        .store()
+        .senders_of_kind(ProviderKind::WhatsappCloud)
+        .await
+        .map_err(AppError::Internal)?;
+    let known = senders.iter().any(|s| match &s.provider {
+        ProviderConfig::WhatsappCloud(c) => {
+            let stored = c.verify_token.expose().as_bytes();
+            stored.len() == token.len()
+                && stored
+                    .iter()
+                    .zip(token.as_bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        }
+        _ => false,
+    });
+    Ok(known.then(|| challenge.to_owned()))
+}
+
+/// The WhatsApp sender a body is for: by the phone-number id in its metadata, or, for
+/// account-level updates that carry none, by the WABA id of the entry.
+async fn whatsapp_sender_for(state: &AppState, body: &Value) -> Result<Option<Sender>> {
+    let entries = body["entry"].as_array().cloned().unwrap_or_default();
+    for entry in &entries {
+        for change in entry["changes"].as_array().into_iter().flatten() {
+            if let Some(id) = change["value"]["metadata"]["phone_number_id"].as_str() {
+                if let Some(sender) = state
+                    .store()
+                    .find_sender_by_external_id(ProviderKind::WhatsappCloud, id)
+                    .await
+                    .map_err(AppError::Internal)?
+                {
+                    return Ok(Some(sender));
+                }
+            }
+        }
+    }
+    let waba_ids: Vec<&str> = entries.iter().filter_map(|e| e["id"].as_str()).collect();
+    let senders = state
+        .store()
+        .senders_of_kind(ProviderKind::WhatsappCloud)
+        .await
+        .map_err(AppError::Internal)?;
+    Ok(senders.into_iter().find(|s| match &s.provider {
+        ProviderConfig::WhatsappCloud(c) => waba_ids.contains(&c.waba_id.as_str()),
+        _ => false,
+    }))
+}
+
+/// Verifies and stores a WhatsApp webhook. `Ok(false)` is a redelivery of a body already
+/// stored (answered 200 all the same, so Meta stops retrying).
+pub async fn accept_whatsapp(
+    state: &AppState,
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<std::result::Result<bool, Rejected>> {
+    let Some(signature) = signature else {
+        return Ok(Err(Rejected::Unauthorized));
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Ok(Err(Rejected::Malformed("the body is not UTF-8".to_owned())));
+    };
+    let Ok(json) = serde_json::from_str::<Value>(text) else {
+        return Ok(Err(Rejected::Malformed("the body is not JSON".to_owned())));
+    };
+    let Some(sender) = whatsapp_sender_for(state, &json).await? else {
+        return Ok(Err(Rejected::Unauthorized));
+    };
+    let ProviderConfig::WhatsappCloud(config) = &sender.provider else {
+        return Ok(Err(Rejected::Unauthorized));
+    };
+    // The exact bytes as received: Meta signs its ASCII-escaped body.
+    if !verify_meta(config.app_secret.expose(), body, signature) {
+        return Ok(Err(Rejected::Unauthorized));
+    }
+    let event = WebhookEvent {
+        id: switchboard_core::MessageId::new().to_string(),
+        provider: "whatsapp".to_owned(),
+        sender_id: Some(sender.id.to_string()),
+        dedupe_key: hex::encode(Sha256::digest(body)),
+        body: text.to_owned(),
+        received_at: state.now(),
+        processed_at: None,
+        outcome: None,
+    };
+    let fresh = state
+        .store()
+        .store_webhook(&event)
+        .await
+        .map_err(AppError::Internal)?;
+    if fresh {
+        state.wake_webhooks();
+    }
+    Ok(Ok(fresh))
+}
+
+/// Processes every stored webhook not yet processed; returns how many. Safe to run on several
+/// nodes at once: applying an event twice changes nothing the second time.
+pub async fn process_pending(state: &AppState) -> Result<usize> {
+    let pending = state
+        .store()
+        .pending_webhooks(100)
+        .await
+        .map_err(AppError::Internal)?;
+    let count = pending.len();
+    for webhook in pending {
+        let outcome = match webhook.provider.as_str() {
+            "whatsapp" => match switchboard_channels::parse_whatsapp(webhook.body.as_bytes()) {
+                Ok(events) => apply_all(state, events).await?,
+                Err(e) => {
+                    tracing::warn!(webhook = %webhook.id, error = ?e, "unparseable webhook kept");
+                    format!("unparseable: {e:?}")
+                }
+            },
+            other => format!("no processor for {other}"),
+        };
+        state
+            .store()
+            .mark_webhook_processed(&webhook.id, &outcome, state.now())
+            .await
+            .map_err(AppError::Internal)?;
+    }
+    Ok(count)
+}
+
+async fn apply_all(state: &AppState, events: Vec<InboundEvent>) -> Result<String> {
+    let (mut messages, mut statuses, mut others) = (0, 0, 0);
+    for event in events {
+        match event {
+            InboundEvent::Message(m) if !m.is_echo => {
+                apply_message(state, m).await?;
+                messages += 1;
+            }
+            InboundEvent::Status(s) => {
+                apply_status(state, s).await?;
+                statuses += 1;
+            }
+            other => {
+                // Kept in the stored body for later processors; nothing to apply yet.
+                tracing::debug!(event = ?std::mem::discriminant(&other), "webhook event kept");
+                others += 1;
+            }
+        }
+    }
+    Ok(format!(
+        "messages={messages} statuses={statuses} kept={others}"
+    ))
+}
+
+fn media_kind(kind: &ev::MessageKind) -> Option<MediaKind> {
+    match kind {
+        ev::MessageKind::Image => Some(MediaKind::Image),
+        ev::MessageKind::Video => Some(MediaKind::Video),
+        ev::MessageKind::Audio => Some(MediaKind::Audio),
+        ev::MessageKind::Document => Some(MediaKind::Document),
+        ev::MessageKind::Sticker => Some(MediaKind::Sticker),
+        _ => None,
+    }
+}
+
+async fn apply_message(state: &AppState, m: ev::InboundMessage) -> Result<()> {
+    let Some(sender) = state
+        .store()
+        .find_sender_by_external_id(ProviderKind::WhatsappCloud, &m.business_id)
+        .await
+        .map_err(AppError::Internal)?
+    else {
+        tracing::warn!(business_id = %m.business_id, "message for a number we do not have");
+        return Ok(());
+    };
+    let Some(from) = m.customer.address.clone().or(m.customer.user_id.clone()) else {
+        tracing::warn!(id = %m.provider_message_id, "message without a sender address");
+        return Ok(());
+    };
+    let media = media_kind(&m.kind).and_then(|kind| {
+        m.media.first().map(|file| Media {
+            kind,
+            url: file.url.clone(),
+            provider_media_id: file.id.clone(),
+            mime_type: file.mime_type.clone(),
+            filename: file.filename.clone(),
+            caption: m.text.clone(),
+            size_bytes: None,
+            sha256: file.sha256.clone(),
+        })
+    });
+    let text = match (&media, &m.text) {
+        (Some(_), _) => None,
+        (None, Some(text)) => Some(text.clone()),
+        // Kinds without text (a location, a reaction to a template...) are recorded by kind.
+        (None, None) => Some(format!("[{:?}]", m.kind).to_lowercase()),
+    };
+    let input = InboundInput {
+        sender_id: sender.id,
+        from,
+        name: m.customer.name.clone(),
+        text,
+        media,
+        provider_message_id: Some(m.provider_message_id.clone()),
+        timestamp: m.timestamp,
+    };
+    match receive(state, input).await {
+        Ok(_) => Ok(()),
+        // A payload we cannot record (an address we cannot parse) is logged and kept.
+        Err(AppError::Validation(errors)) => {
+            tracing::warn!(id = %m.provider_message_id, %errors, "inbound message not recorded");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn delivery_status(status: &ev::DeliveryStatus) -> Option<DeliveryStatus> {
+    match status {
+        ev::DeliveryStatus::Queued => Some(DeliveryStatus::Queued),
+        ev::DeliveryStatus::Sent => Some(DeliveryStatus::Sent),
+        ev::DeliveryStatus::Delivered => Some(DeliveryStatus::Delivered),
+        ev::DeliveryStatus::Read | ev::DeliveryStatus::Played => Some(DeliveryStatus::Read),
+        ev::DeliveryStatus::Failed | ev::DeliveryStatus::Canceled => Some(DeliveryStatus::Failed),
+        ev::DeliveryStatus::Other(_) => None,
+    }
+}
+
+async fn apply_status(state: &AppState, s: ev::StatusUpdate) -> Result<()> {
+    let Some(status) = delivery_status(&s.status) else {
+        return Ok(());
+    };
+    let error = s.errors.first().map(|e| {
+        let code = e.code.unwrap_or_default();
+        let message = e.message.clone().or(e.title.clone()).unwrap_or_default();
+        let details = e.details.clone().unwrap_or_default();
+        let classified =
+            switchboard_channels::errors::classify_whatsapp_error(code, &message, &details);
+        MessageError {
+            code: classified.code().unwrap_or("provider_error").to_owned(),
+            provider_code: e.code.map(|c| c.to_string()),
+            reason: [message, details]
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(": "),
+        }
+    });
+    for id in &s.provider_message_ids {
+        let Some(message) = state
+            .store()
+            .find_message_by_provider_id(Channel::Whatsapp, id)
+            .await
+            .map_err(AppError::Internal)?
+        else {
+            tracing::info!(provider_message_id = %id, "status for a message we do not know");
+            continue;
+        };
+        let event = StatusEvent {
+            status,
+            at: s
+                .timestamp
+                .map(switchboard_core::time::truncate_to_millis)
+                .unwrap_or_else(|| state.now()),
+            error: error.clone(),
+        };
+        state
+            .store()
+            .record_status(message.id, &event)
+            .await
+            .map_err(AppError::Internal)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! WhatsApp Cloud API webhooks: signed, stored before answering, processed exactly once.
+
+use std::time::Duration as StdDuration;
+
+use serde_json::{json, Value};
+use switchboard_channels::signature::sign_meta;
+use switchboard_core::message::{
+    ChannelTemplateType, DeliveryStatus, Direction, Message, StatusEvent,
+};
+use switchboard_testkit::{both_backends, TestDb};
+use time::OffsetDateTime;
+
+use crate::helpers::TestApp;
+
+const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
+const PHONE_NUMBER_ID: &str = "106540352242922";
+
+async fn whatsapp_sender(app: &TestApp) -> String {
+    app.post(
+        "/api/v1/senders",
+        &app.admin,
+        json!({"channel": "whatsapp", "name": "Support", "provider": {
+            "kind": "whatsapp_cloud", "phone_number_id": PHONE_NUMBER_ID, "waba_id": "102290129340398",
+            "access_token": "EAAGtesttoken", "app_secret": APP_SECRET, "verify_token": "let-me-in"}}),
+    )
+    .await
+    .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn envelope(value: Value) -> Value {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+        "field": "messages",
+        "value": {"messaging_product": "whatsapp",
+                  "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID}}
+    }]}]})
+    .as_object()
+    .cloned()
+    .map(|mut e| {
+        let change = &mut e.get_mut("entry").unwrap()[0]["changes"][0]["value"];
+        for (k, v) in value.as_object().unwrap() {
+            change[k] = v.clone();
+        }
+        Value::Object(e)
+    })
+    .unwrap()
+}
+
+async fn post(app: &TestApp, body: &[u8], signature: Option<String>) -> u16 {
+    let mut request = app
+        .client
+        .post(format!("{}/webhooks/whatsapp", app.base))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(signature) = signature {
+        request = request.header("x-hub-signature-256", signature);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// Waits (boundedly) until the background processor has handled every stored webhook.
+async fn drained(app: &TestApp) {
+    for _ in 0..200 {
+        if app.store().pending_webhooks(1).await.unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(25)).await;
+    }
+    panic!("webhooks were not processed");
+}
+
+async fn signed_webhooks_are_stored_once_and_become_messages(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let sender = whatsapp_sender(&app).await;
+
+    // Meta's handshake.
+    let ok = app
+        .client
+        .get(format!("{}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=let-me-in&hub.challenge=1158201444", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "1158201444");
+    let refused = app
+        .client
+        .get(format!(
+            "{}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+
+    let sent_at = OffsetDateTime::now_utc().unix_timestamp() - 60;
+    let body = serde_json::to_vec(&envelope(json!({
+        "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": "16505551234"}],
+        "messages": [{"from": "16505551234", "id": "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=",
+                      "timestamp": sent_at.to_string(), "type": "text", "text": {"body": "Caf\u{e9} open?"}}]
+    })))
+    .unwrap();
+
+    // Unsigned or wrongly signed: 401, nothing stored.
+    assert_eq!(post(&app, &body, None).await, 401);
+    assert_eq!(
+        post(&app, &body, Some(sign_meta("wrong-secret", &body))).await,
+        401
+    );
+    assert_eq!(app.store().count_webhooks().await.unwrap(), 0);
+
+    // Signed: stored, answered 200; delivered again: still one stored, one message.
+    let signature = sign_meta(APP_SECRET, &body);
+    assert_eq!(post(&app, &body, Some(signature.clone())).await, 200);
+    assert_eq!(post(&app, &body, Some(signature)).await, 200);
+    assert_eq!(app.store().count_webhooks().await.unwrap(), 1);
+    drained(&app).await;
+    let inbound = app
+        .get("/api/v1/messages?direction=inbound", &app.admin)
+        .await;
+    let items = inbound.ok(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["text"], "Café open?");
+    assert_eq!(items[0]["sender_id"], sender.as_str());
+    assert_eq!(
+        OffsetDateTime::parse(
+            items[0]["provider_timestamp"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339
+        )
+        .unwrap()
+        .unix_timestamp(),
+        sent_at
+    );
+    let contact = app
+        .get(
+            &format!(
+                "/api/v1/contacts/{}",
+                items[0]["contact_id"].as_str().unwrap()
+            ),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(contact.ok(200)["phone"], "+16505551234");
+    assert_eq!(contact.body["name"], "Sheena Nelson");
+    // The window is open from the provider's timestamp: free text is allowed.
+    let check = app
+        .post(
+            "/api/v1/policy/check",
+            &app.admin,
+            json!({"sender_id": sender, "contact_id": items[0]["contact_id"], "text": "Yes!"}),
+        )
+        .await;
+    assert_eq!(check.ok(200)["allowed"], true);
+}
+
+async fn every_status_applies_once_and_never_backwards(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let sender = whatsapp_sender(&app).await;
+    let contact = app.contact("+16505551234").await;
+    let now = switchboard_core::time::truncate_to_millis(OffsetDateTime::now_utc());
+    let outbound = |provider_id: &str| Message {
+        id: switchboard_core::MessageId::new(),
+        direction: Direction::Outbound,
+        channel: switchboard_core::Channel::Whatsapp,
+        sender_id: sender.parse().unwrap(),
+        contact_id: contact.parse().unwrap(),
+        conversation_id: None,
+        text: Some("hello".into()),
+        template: None,
+        media: None,
+        channel_template_type: ChannelTemplateType::Session,
+        status: DeliveryStatus::Sent,
+        status_history: vec![StatusEvent {
+            status: DeliveryStatus::Sent,
+            at: now,
+            error: None,
+        }],
+        provider_message_id: Some(provider_id.into()),
+        error: None,
+        provider_timestamp: None,
+        tag: None,
+        business_initiated: false,
+        redacted: false,
+        send_at: None,
+        actor: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let first = outbound("wamid.first");
+    let second = outbound("wamid.second");
+    app.store().insert_message(&first).await.unwrap();
+    app.store().insert_message(&second).await.unwrap();
+    let ts = |offset: i64| (now.unix_timestamp() + offset).to_string();
+    // Two statuses in one payload: both apply.
+    let body = serde_json::to_vec(&envelope(json!({"statuses": [
+        {"id": "wamid.first", "status": "read", "timestamp": ts(2), "recipient_id": "16505551234"},
+        {"id": "wamid.second", "status": "failed", "timestamp": ts(2), "recipient_id": "16505551234",
+         "errors": [{"code": 131026, "title": "Message undeliverable"}]}
+    ]})))
+    .unwrap();
+    assert_eq!(
+        post(&app, &body, Some(sign_meta(APP_SECRET, &body))).await,
+        200
+    );
+    drained(&app).await;
+    // A late `delivered` after `read` changes nothing.
+    let late = serde_json::to_vec(&envelope(json!({"statuses": [
+        {"id": "wamid.first", "status": "delivered", "timestamp": ts(1), "recipient_id": "16505551234"}
+    ]})))
+    .unwrap();
+    assert_eq!(
+        post(&app, &late, Some(sign_meta(APP_SECRET, &late))).await,
+        200
+    );
+    drained(&app).await;
+
+    let read = app
+        .get(&format!("/api/v1/messages/{}", first.id), &app.admin)
+        .await;
+    assert_eq!(read.ok(200)["status"], "read");
+    let timeline: Vec<&str> = read.body["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(timeline, ["sent", "read"]);
+    let failed = app
+        .get(&format!("/api/v1/messages/{}", second.id), &app.admin)
+        .await;
+    assert_eq!(failed.ok(200)["status"], "failed");
+    assert_eq!(failed.body["error"]["code"], "not_on_whatsapp");
+    assert_eq!(failed.body["error"]["provider_code"], "131026");
+}
+
+both_backends!(
+    signed_webhooks_are_stored_once_and_become_messages,
+    every_status_applies_once_and_never_backwards,
+);
