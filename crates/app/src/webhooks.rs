@@ -23,9 +23,16 @@ pub enum Rejected {
     Malformed(String),
 }
 
-/// Meta's verification handshake: the challenge, when the token is one of our senders'.
-pub async fn whatsapp_handshake(
+fn same_secret(stored: &str, given: &str) -> bool {
+    let (a, b) = (stored.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Meta's verification handshake (WhatsApp or Messenger): the challenge, when the token is one
+/// of our senders'.
+pub async fn meta_handshake(
     state: &AppState,
+    kind: ProviderKind,
     mode: &str,
     token: &str,
     challenge: &str,
@@ -35,19 +42,12 @@ pub async fn whatsapp_handshake(
     }
     let senders = state
         .store()
-        .senders_of_kind(ProviderKind::WhatsappCloud)
+        .senders_of_kind(kind)
         .await
         .map_err(AppError::Internal)?;
     let known = senders.iter().any(|s| match &s.provider {
-        ProviderConfig::WhatsappCloud(c) => {
-            let stored = c.verify_token.expose().as_bytes();
-            stored.len() == token.len()
-                && stored
-                    .iter()
-                    .zip(token.as_bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        }
+        ProviderConfig::WhatsappCloud(c) => same_secret(c.verify_token.expose(), token),
+        ProviderConfig::Messenger(c) => same_secret(c.verify_token.expose(), token),
         _ => false,
     });
     Ok(known.then(|| challenge.to_owned()))
@@ -109,12 +109,17 @@ pub async fn accept_whatsapp(
     if !verify_meta(config.app_secret.expose(), body, signature) {
         return Ok(Err(Rejected::Unauthorized));
     }
+    store(state, "whatsapp", &sender, text).await.map(Ok)
+}
+
+/// Commits a verified webhook to the inbox and wakes the processor.
+async fn store(state: &AppState, provider: &str, sender: &Sender, body: &str) -> Result<bool> {
     let event = WebhookEvent {
         id: switchboard_core::MessageId::new().to_string(),
-        provider: "whatsapp".to_owned(),
+        provider: provider.to_owned(),
         sender_id: Some(sender.id.to_string()),
-        dedupe_key: hex::encode(Sha256::digest(body)),
-        body: text.to_owned(),
+        dedupe_key: hex::encode(Sha256::digest(body.as_bytes())),
+        body: body.to_owned(),
         received_at: state.now(),
         processed_at: None,
         outcome: None,
@@ -127,7 +132,96 @@ pub async fn accept_whatsapp(
     if fresh {
         state.wake_webhooks();
     }
-    Ok(Ok(fresh))
+    Ok(fresh)
+}
+
+/// Verifies and stores a Messenger webhook (`object: page`), routed by page id.
+pub async fn accept_messenger(
+    state: &AppState,
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<std::result::Result<bool, Rejected>> {
+    let Some(signature) = signature else {
+        return Ok(Err(Rejected::Unauthorized));
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Ok(Err(Rejected::Malformed("the body is not UTF-8".to_owned())));
+    };
+    let Ok(json) = serde_json::from_str::<Value>(text) else {
+        return Ok(Err(Rejected::Malformed("the body is not JSON".to_owned())));
+    };
+    let page = json["entry"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let Some(sender) = state
+        .store()
+        .find_sender_by_external_id(ProviderKind::Messenger, &page)
+        .await
+        .map_err(AppError::Internal)?
+    else {
+        return Ok(Err(Rejected::Unauthorized));
+    };
+    let ProviderConfig::Messenger(config) = &sender.provider else {
+        return Ok(Err(Rejected::Unauthorized));
+    };
+    if !verify_meta(config.app_secret.expose(), body, signature) {
+        return Ok(Err(Rejected::Unauthorized));
+    }
+    store(state, "messenger", &sender, text).await.map(Ok)
+}
+
+/// Verifies and stores a Twilio webhook (an inbound SMS or a status callback), routed by our
+/// number (`To` for inbound, `From` for callbacks) or messaging service. `url` is the URL
+/// Twilio requested: the server's public URL, or the request's own.
+pub async fn accept_twilio(
+    state: &AppState,
+    signature: Option<&str>,
+    url: &str,
+    body: &[u8],
+) -> Result<std::result::Result<bool, Rejected>> {
+    let Some(signature) = signature else {
+        return Ok(Err(Rejected::Unauthorized));
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Ok(Err(Rejected::Malformed("the body is not UTF-8".to_owned())));
+    };
+    let params = switchboard_channels::parse_form(body);
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut sender = None;
+    for candidate in ["To", "From", "MessagingServiceSid"]
+        .into_iter()
+        .filter_map(param)
+    {
+        sender = state
+            .store()
+            .find_sender_by_external_id(ProviderKind::Twilio, &candidate)
+            .await
+            .map_err(AppError::Internal)?;
+        if sender.is_some() {
+            break;
+        }
+    }
+    let Some(sender) = sender else {
+        return Ok(Err(Rejected::Unauthorized));
+    };
+    let ProviderConfig::Twilio(config) = &sender.provider else {
+        return Ok(Err(Rejected::Unauthorized));
+    };
+    if !switchboard_channels::signature::verify_twilio(
+        config.auth_token.expose(),
+        url,
+        &params,
+        signature,
+    ) {
+        return Ok(Err(Rejected::Unauthorized));
+    }
+    store(state, "twilio", &sender, text).await.map(Ok)
 }
 
 /// Processes every stored webhook not yet processed; returns how many. Safe to run on several
@@ -143,11 +237,19 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
         let outcome = match webhook.provider.as_str() {
             "whatsapp" => match switchboard_channels::parse_whatsapp(webhook.body.as_bytes()) {
                 Ok(events) => apply_all(state, events).await?,
-                Err(e) => {
-                    tracing::warn!(webhook = %webhook.id, error = ?e, "unparseable webhook kept");
-                    format!("unparseable: {e:?}")
-                }
+                Err(e) => unparseable(&webhook, e),
             },
+            "messenger" => match switchboard_channels::parse_messenger(webhook.body.as_bytes()) {
+                Ok(events) => apply_all(state, events).await?,
+                Err(e) => unparseable(&webhook, e),
+            },
+            "twilio" => {
+                let form = switchboard_channels::parse_form(webhook.body.as_bytes());
+                match switchboard_channels::parse_twilio(&form) {
+                    Ok(event) => apply_all(state, vec![event]).await?,
+                    Err(e) => unparseable(&webhook, e),
+                }
+            }
             other => format!("no processor for {other}"),
         };
         state
@@ -157,6 +259,20 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
             .map_err(AppError::Internal)?;
     }
     Ok(count)
+}
+
+fn unparseable(webhook: &WebhookEvent, error: impl std::fmt::Debug) -> String {
+    tracing::warn!(webhook = %webhook.id, ?error, "unparseable webhook kept");
+    format!("unparseable: {error:?}")
+}
+
+/// The channel and provider kind an event came through.
+fn route(provider: &ev::Provider) -> (Channel, ProviderKind) {
+    match provider {
+        ev::Provider::WhatsApp => (Channel::Whatsapp, ProviderKind::WhatsappCloud),
+        ev::Provider::Messenger => (Channel::Messenger, ProviderKind::Messenger),
+        ev::Provider::Twilio => (Channel::Sms, ProviderKind::Twilio),
+    }
 }
 
 async fn apply_all(state: &AppState, events: Vec<InboundEvent>) -> Result<String> {
@@ -195,13 +311,14 @@ fn media_kind(kind: &ev::MessageKind) -> Option<MediaKind> {
 }
 
 async fn apply_message(state: &AppState, m: ev::InboundMessage) -> Result<()> {
+    let (_, kind) = route(&m.provider);
     let Some(sender) = state
         .store()
-        .find_sender_by_external_id(ProviderKind::WhatsappCloud, &m.business_id)
+        .find_sender_by_external_id(kind, &m.business_id)
         .await
         .map_err(AppError::Internal)?
     else {
-        tracing::warn!(business_id = %m.business_id, "message for a number we do not have");
+        tracing::warn!(business_id = %m.business_id, "message for an identity we do not have");
         return Ok(());
     };
     let Some(from) = m.customer.address.clone().or(m.customer.user_id.clone()) else {
@@ -261,12 +378,17 @@ async fn apply_status(state: &AppState, s: ev::StatusUpdate) -> Result<()> {
     let Some(status) = delivery_status(&s.status) else {
         return Ok(());
     };
+    let (channel, _) = route(&s.provider);
     let error = s.errors.first().map(|e| {
         let code = e.code.unwrap_or_default();
         let message = e.message.clone().or(e.title.clone()).unwrap_or_default();
         let details = e.details.clone().unwrap_or_default();
-        let classified =
-            switchboard_channels::errors::classify_whatsapp_error(code, &message, &details);
+        let classified = match channel {
+            Channel::Sms => {
+                switchboard_channels::errors::classify_twilio_error_code(code, &message)
+            }
+            _ => switchboard_channels::errors::classify_whatsapp_error(code, &message, &details),
+        };
         MessageError {
             code: classified.code().unwrap_or("provider_error").to_owned(),
             provider_code: e.code.map(|c| c.to_string()),
@@ -280,7 +402,7 @@ async fn apply_status(state: &AppState, s: ev::StatusUpdate) -> Result<()> {
     for id in &s.provider_message_ids {
         let Some(message) = state
             .store()
-            .find_message_by_provider_id(Channel::Whatsapp, id)
+            .find_message_by_provider_id(channel, id)
             .await
             .map_err(AppError::Internal)?
         else {

@@ -88,7 +88,7 @@ pub async fn start(
         Bootstrap::NotNeeded => None,
     };
     let app = api::app(state.clone())
-        .merge(webhooks::router().with_state(state.clone()))
+        .merge(webhooks::router(config.public_url.clone()).with_state(state.clone()))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()

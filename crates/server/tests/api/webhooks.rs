@@ -235,7 +235,178 @@ async fn every_status_applies_once_and_never_backwards(db: TestDb) {
     assert_eq!(failed.body["error"]["provider_code"], "131026");
 }
 
+async fn messenger_and_twilio_webhooks_are_verified_and_applied(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let page = app
+        .post(
+            "/api/v1/senders",
+            &app.admin,
+            json!({"channel": "messenger", "name": "Page", "provider": {
+            "kind": "messenger", "page_id": "1234567890", "page_access_token": "EAAGpagetoken",
+            "app_secret": "page-app-secret", "verify_token": "page-verify"}}),
+        )
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sms = app
+        .post(
+            "/api/v1/senders",
+            &app.admin,
+            json!({"channel": "sms", "name": "SMS", "provider": {
+            "kind": "twilio", "account_sid": format!("AC{}", "a".repeat(32)),
+            "auth_token": "twilio-auth-token", "from": "+15005550006"}}),
+        )
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Messenger: handshake, then a signed message.
+    let challenge = app.client
+        .get(format!("{}/webhooks/messenger?hub.mode=subscribe&hub.verify_token=page-verify&hub.challenge=42", app.base))
+        .send().await.unwrap();
+    assert_eq!(challenge.text().await.unwrap(), "42");
+    let ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let body = serde_json::to_vec(&json!({"object": "page", "entry": [{"id": "1234567890", "time": ms,
+        "messaging": [{"sender": {"id": "1254459154682919"}, "recipient": {"id": "1234567890"},
+                       "timestamp": ms, "message": {"mid": "m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM_QPpz5jdCK48PnKAjSdjfipqxqMvK8ma6AC8fplwlqLP_5cgXIbu7I3rBN0P", "text": "hello page"}}]}]}))
+        .unwrap();
+    let status = app
+        .client
+        .post(format!("{}/webhooks/messenger", app.base))
+        .header("x-hub-signature-256", sign_meta("page-app-secret", &body))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let unsigned = app
+        .client
+        .post(format!("{}/webhooks/messenger", app.base))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(unsigned, 401);
+
+    // Twilio: an inbound SMS signed over the URL it was sent to and the sorted form.
+    let url = format!("{}/webhooks/twilio", app.base);
+    let form = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let post_form = |params: Vec<(String, String)>, signature: String| {
+        let client = app.client.clone();
+        let url = url.clone();
+        async move {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params.iter())
+                .finish();
+            client
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-twilio-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let inbound = form(&[
+        ("MessageSid", "SM2f0c9e5ad0b8e7a1c6f0d8a7b6c5d4e3"),
+        ("SmsStatus", "received"),
+        ("From", "+442079460958"),
+        ("To", "+15005550006"),
+        ("Body", "Ack"),
+        ("NumMedia", "0"),
+        ("AccountSid", &format!("AC{}", "a".repeat(32))),
+        ("ApiVersion", "2010-04-01"),
+    ]);
+    let signature =
+        switchboard_channels::signature::sign_twilio("twilio-auth-token", &url, &inbound);
+    let answer = post_form(inbound.clone(), signature.clone()).await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains("<Response/>"));
+    let mut tampered = inbound.clone();
+    tampered[4].1 = "Ack!".into();
+    assert_eq!(post_form(tampered, signature).await.status(), 401);
+    drained(&app).await;
+
+    let messenger_msgs = app
+        .get(&format!("/api/v1/messages?sender_id={page}"), &app.admin)
+        .await;
+    assert_eq!(messenger_msgs.ok(200)["items"][0]["text"], "hello page");
+    assert_eq!(messenger_msgs.body["items"][0]["channel"], "messenger");
+    let sms_msgs = app
+        .get(&format!("/api/v1/messages?sender_id={sms}"), &app.admin)
+        .await;
+    let sms_msg = sms_msgs.ok(200)["items"][0].clone();
+    assert_eq!(sms_msg["text"], "Ack");
+    assert_eq!(
+        sms_msg["provider_message_id"],
+        "SM2f0c9e5ad0b8e7a1c6f0d8a7b6c5d4e3"
+    );
+
+    // A Twilio status callback for one of our messages, with its error.
+    let contact = sms_msg["contact_id"].as_str().unwrap().to_owned();
+    let now = switchboard_core::time::truncate_to_millis(OffsetDateTime::now_utc());
+    let sent = Message {
+        id: switchboard_core::MessageId::new(),
+        direction: Direction::Outbound,
+        channel: switchboard_core::Channel::Sms,
+        sender_id: sms.parse().unwrap(),
+        contact_id: contact.parse().unwrap(),
+        conversation_id: None,
+        text: Some("hello".into()),
+        template: None,
+        media: None,
+        channel_template_type: ChannelTemplateType::Session,
+        status: DeliveryStatus::Sent,
+        status_history: vec![StatusEvent {
+            status: DeliveryStatus::Sent,
+            at: now,
+            error: None,
+        }],
+        provider_message_id: Some("SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into()),
+        error: None,
+        provider_timestamp: None,
+        tag: None,
+        business_initiated: false,
+        redacted: false,
+        send_at: None,
+        actor: None,
+        created_at: now,
+        updated_at: now,
+    };
+    app.store().insert_message(&sent).await.unwrap();
+    let callback = form(&[
+        ("MessageSid", "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ("MessageStatus", "undelivered"),
+        ("ErrorCode", "30006"),
+        ("From", "+15005550006"),
+        ("To", "+442079460958"),
+        ("AccountSid", &format!("AC{}", "a".repeat(32))),
+    ]);
+    let signature =
+        switchboard_channels::signature::sign_twilio("twilio-auth-token", &url, &callback);
+    assert_eq!(post_form(callback, signature).await.status(), 200);
+    drained(&app).await;
+    let failed = app
+        .get(&format!("/api/v1/messages/{}", sent.id), &app.admin)
+        .await;
+    assert_eq!(failed.ok(200)["status"], "failed");
+    assert_eq!(failed.body["error"]["provider_code"], "30006");
+}
+
 both_backends!(
+    messenger_and_twilio_webhooks_are_verified_and_applied,
     signed_webhooks_are_stored_once_and_become_messages,
     every_status_applies_once_and_never_backwards,
 );
