@@ -101,6 +101,24 @@ fn template_store_error(error: StoreError) -> AppError {
     }
 }
 
+/// A template and the sender it belongs to (its channel decides its rules).
+async fn template_and_sender(
+    state: &AppState,
+    id: TemplateId,
+) -> Result<(Template, switchboard_core::sender::Sender)> {
+    let template = state
+        .store()
+        .get_template(id)
+        .await
+        .map_err(template_store_error)?;
+    let sender = state
+        .store()
+        .get_sender(template.sender_id)
+        .await
+        .map_err(AppError::Internal)?;
+    Ok((template, sender))
+}
+
 fn actor(principal: &Principal) -> String {
     match principal.user_id() {
         Some(user) => format!("user:{user}"),
@@ -217,16 +235,7 @@ pub async fn update_template(
     patch: TemplatePatch,
 ) -> Result<Template> {
     principal.require(Permission::TemplatesWrite)?;
-    let mut template = state
-        .store()
-        .get_template(id)
-        .await
-        .map_err(template_store_error)?;
-    let sender = state
-        .store()
-        .get_sender(template.sender_id)
-        .await
-        .map_err(AppError::Internal)?;
+    let (mut template, sender) = template_and_sender(state, id).await?;
     let editable = sender.channel != Channel::Whatsapp
         || matches!(
             template.status,
@@ -278,16 +287,7 @@ pub async fn submit_template(
     id: TemplateId,
 ) -> Result<Template> {
     principal.require(Permission::TemplatesWrite)?;
-    let template = state
-        .store()
-        .get_template(id)
-        .await
-        .map_err(template_store_error)?;
-    let sender = state
-        .store()
-        .get_sender(template.sender_id)
-        .await
-        .map_err(AppError::Internal)?;
+    let (_, sender) = template_and_sender(state, id).await?;
     if sender.channel != Channel::Whatsapp {
         return Err(AppError::Conflict {
             code: "no_approval_needed",
@@ -308,16 +308,7 @@ pub async fn change_status(
     change: StatusChange,
 ) -> Result<Template> {
     principal.require(Permission::TemplatesWrite)?;
-    let template = state
-        .store()
-        .get_template(id)
-        .await
-        .map_err(template_store_error)?;
-    let sender = state
-        .store()
-        .get_sender(template.sender_id)
-        .await
-        .map_err(AppError::Internal)?;
+    let (template, sender) = template_and_sender(state, id).await?;
     if sender.channel == Channel::Whatsapp {
         // Approval, rejection and pausing are Meta's verdicts (normally from its webhooks);
         // recording one by hand is an admin's act, and a draft is never approved unsubmitted.

@@ -5,6 +5,10 @@ use serde_json::{json, Value};
 use switchboard::config::{Config, FlagOverrides};
 use switchboard::RunningServer;
 use switchboard_app::SystemClock;
+use switchboard_core::message::{
+    ChannelTemplateType, DeliveryStatus, Direction, Message, StatusEvent,
+};
+use switchboard_core::Channel;
 use switchboard_store::Store;
 use switchboard_testkit::TestDb;
 
@@ -229,4 +233,45 @@ impl TestApp {
 
 pub fn uuid_fragment() -> String {
     uuid::Uuid::now_v7().simple().to_string()[20..].to_owned()
+}
+
+/// A message as the store keeps it, for tests that need history the API cannot yet create
+/// (outbound messages already sent by a provider, inbound messages on a given sender).
+pub fn stored_message(
+    channel: Channel,
+    direction: Direction,
+    sender: &str,
+    contact: &str,
+    status: DeliveryStatus,
+    provider_message_id: Option<&str>,
+) -> Message {
+    let now = switchboard_core::time::truncate_to_millis(time::OffsetDateTime::now_utc());
+    Message {
+        id: switchboard_core::MessageId::new(),
+        direction,
+        channel,
+        sender_id: sender.parse().unwrap(),
+        contact_id: contact.parse().unwrap(),
+        conversation_id: None,
+        text: Some("hello".into()),
+        template: None,
+        media: None,
+        channel_template_type: ChannelTemplateType::Session,
+        status,
+        status_history: vec![StatusEvent {
+            status,
+            at: now,
+            error: None,
+        }],
+        provider_message_id: provider_message_id.map(str::to_owned),
+        error: None,
+        provider_timestamp: (direction == Direction::Inbound).then_some(now),
+        tag: None,
+        business_initiated: false,
+        redacted: false,
+        send_at: None,
+        actor: None,
+        created_at: now,
+        updated_at: now,
+    }
 }

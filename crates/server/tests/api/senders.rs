@@ -1,10 +1,8 @@
 use serde_json::{json, Value};
-use switchboard_core::message::{
-    ChannelTemplateType, DeliveryStatus, Direction, Message, StatusEvent,
-};
+use switchboard_core::message::{DeliveryStatus, Direction};
 use switchboard_testkit::{both_backends, TestDb};
 
-use crate::helpers::TestApp;
+use crate::helpers::{stored_message, TestApp};
 
 fn whatsapp(phone_number_id: &str) -> Value {
     json!({
@@ -251,35 +249,14 @@ async fn senders_are_patched_and_deleted_by_admins_only(db: TestDb) {
     // A sender with history is kept for the archive.
     let used = app.sandbox_sender("whatsapp").await;
     let contact = app.contact("+442079460958").await;
-    let now = time::OffsetDateTime::now_utc();
-    let message = Message {
-        id: switchboard_core::MessageId::new(),
-        direction: Direction::Inbound,
-        channel: switchboard_core::Channel::Whatsapp,
-        sender_id: used.parse().unwrap(),
-        contact_id: contact.parse().unwrap(),
-        conversation_id: None,
-        text: Some("hi".into()),
-        template: None,
-        media: None,
-        channel_template_type: ChannelTemplateType::Session,
-        status: DeliveryStatus::Received,
-        status_history: vec![StatusEvent {
-            status: DeliveryStatus::Received,
-            at: now,
-            error: None,
-        }],
-        provider_message_id: None,
-        error: None,
-        provider_timestamp: Some(now),
-        tag: None,
-        business_initiated: false,
-        redacted: false,
-        send_at: None,
-        actor: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let message = stored_message(
+        switchboard_core::Channel::Whatsapp,
+        Direction::Inbound,
+        &used,
+        &contact,
+        DeliveryStatus::Received,
+        None,
+    );
     app.store().insert_message(&message).await.unwrap();
     app.delete(&format!("/api/v1/senders/{used}"), &app.admin)
         .await

@@ -4,13 +4,11 @@ use std::time::Duration as StdDuration;
 
 use serde_json::{json, Value};
 use switchboard_channels::signature::sign_meta;
-use switchboard_core::message::{
-    ChannelTemplateType, DeliveryStatus, Direction, Message, StatusEvent,
-};
+use switchboard_core::message::{DeliveryStatus, Direction};
 use switchboard_testkit::{both_backends, TestDb};
 use time::OffsetDateTime;
 
-use crate::helpers::TestApp;
+use crate::helpers::{stored_message, TestApp};
 
 const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
 const PHONE_NUMBER_ID: &str = "106540352242922";
@@ -160,33 +158,15 @@ async fn every_status_applies_once_and_never_backwards(db: TestDb) {
     let sender = whatsapp_sender(&app).await;
     let contact = app.contact("+16505551234").await;
     let now = switchboard_core::time::truncate_to_millis(OffsetDateTime::now_utc());
-    let outbound = |provider_id: &str| Message {
-        id: switchboard_core::MessageId::new(),
-        direction: Direction::Outbound,
-        channel: switchboard_core::Channel::Whatsapp,
-        sender_id: sender.parse().unwrap(),
-        contact_id: contact.parse().unwrap(),
-        conversation_id: None,
-        text: Some("hello".into()),
-        template: None,
-        media: None,
-        channel_template_type: ChannelTemplateType::Session,
-        status: DeliveryStatus::Sent,
-        status_history: vec![StatusEvent {
-            status: DeliveryStatus::Sent,
-            at: now,
-            error: None,
-        }],
-        provider_message_id: Some(provider_id.into()),
-        error: None,
-        provider_timestamp: None,
-        tag: None,
-        business_initiated: false,
-        redacted: false,
-        send_at: None,
-        actor: None,
-        created_at: now,
-        updated_at: now,
+    let outbound = |provider_id: &str| {
+        stored_message(
+            switchboard_core::Channel::Whatsapp,
+            Direction::Outbound,
+            &sender,
+            &contact,
+            DeliveryStatus::Sent,
+            Some(provider_id),
+        )
     };
     let first = outbound("wamid.first");
     let second = outbound("wamid.second");
@@ -356,35 +336,14 @@ async fn messenger_and_twilio_webhooks_are_verified_and_applied(db: TestDb) {
 
     // A Twilio status callback for one of our messages, with its error.
     let contact = sms_msg["contact_id"].as_str().unwrap().to_owned();
-    let now = switchboard_core::time::truncate_to_millis(OffsetDateTime::now_utc());
-    let sent = Message {
-        id: switchboard_core::MessageId::new(),
-        direction: Direction::Outbound,
-        channel: switchboard_core::Channel::Sms,
-        sender_id: sms.parse().unwrap(),
-        contact_id: contact.parse().unwrap(),
-        conversation_id: None,
-        text: Some("hello".into()),
-        template: None,
-        media: None,
-        channel_template_type: ChannelTemplateType::Session,
-        status: DeliveryStatus::Sent,
-        status_history: vec![StatusEvent {
-            status: DeliveryStatus::Sent,
-            at: now,
-            error: None,
-        }],
-        provider_message_id: Some("SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into()),
-        error: None,
-        provider_timestamp: None,
-        tag: None,
-        business_initiated: false,
-        redacted: false,
-        send_at: None,
-        actor: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let sent = stored_message(
+        switchboard_core::Channel::Sms,
+        Direction::Outbound,
+        &sms,
+        &contact,
+        DeliveryStatus::Sent,
+        Some("SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+    );
     app.store().insert_message(&sent).await.unwrap();
     let callback = form(&[
         ("MessageSid", "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
