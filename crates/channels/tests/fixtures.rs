@@ -36,7 +36,13 @@ fn collect_bodies<'a>(v: &'a Value, name: String, out: &mut Vec<(String, &'a Val
 fn load_all() -> BTreeMap<(String, String), Value> {
     let dir = updates_dir();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "reading {}: {e}; the fixtures live in the shared folder beside the repository \
+                 (set SWITCHBOARD_SHARED_DIR to the folder holding fixtures/)",
+                dir.display()
+            )
+        })
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
