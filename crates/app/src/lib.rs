@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod consent;
 pub mod contacts;
+pub mod dispatch;
 mod error;
 pub mod idempotency;
 pub mod inbound;

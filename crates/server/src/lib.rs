@@ -42,6 +42,7 @@ pub struct RunningServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     processor: JoinHandle<()>,
+    dispatcher: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -53,6 +54,9 @@ impl RunningServer {
         (&mut self.task).await??;
         // Webhooks left unprocessed stay stored and are processed after the next start.
         self.processor.abort();
+        // A send in flight when stopped keeps its lease until it expires, then is retried;
+        // the provider id check stops a message recorded as sent from going twice.
+        self.dispatcher.abort();
         self.state.store().close().await;
         Ok(())
     }
@@ -109,6 +113,12 @@ pub async fn start(
             .await
     });
     let processor = tokio::spawn(process_webhooks(state.clone()));
+    let dispatcher = tokio::spawn(dispatch(
+        state.clone(),
+        switchboard_app::dispatch::Dispatcher::new(
+            config.public_url.as_ref().map(|u| u.as_str().to_owned()),
+        ),
+    ));
     tracing::info!(%addr, database = state.store().backend().as_str(), "switchboard is listening");
     Ok((
         RunningServer {
@@ -117,6 +127,7 @@ pub async fn start(
             shutdown: Some(tx),
             task,
             processor,
+            dispatcher,
         },
         generated,
     ))
@@ -138,6 +149,18 @@ async fn process_webhooks(state: AppState) {
                 }
             }
         }
+    }
+}
+
+/// Sends due messages, polling briefly when there is nothing to do.
+async fn dispatch(state: AppState, dispatcher: switchboard_app::dispatch::Dispatcher) {
+    loop {
+        match dispatcher.run_once(&state).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(error) => tracing::error!(?error, "dispatching"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 

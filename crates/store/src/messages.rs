@@ -511,4 +511,25 @@ impl Store {
         });
         Ok((count, includes > 0))
     }
+
+    /// Records the provider's id for a message it accepted; an id already set is kept (a
+    /// message is sent once).
+    pub async fn set_provider_message_id(
+        &self,
+        id: MessageId,
+        provider_message_id: &str,
+    ) -> Result<bool> {
+        let changed = write_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE messages SET provider_message_id = $2 \
+                 WHERE id = $1 AND provider_message_id IS NULL",
+            )
+            .bind(id.to_string())
+            .bind(provider_message_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
+    }
 }

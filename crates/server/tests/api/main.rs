@@ -4,6 +4,7 @@
 mod helpers;
 
 mod contacts;
+mod dispatch;
 mod messages;
 mod policy;
 mod senders;

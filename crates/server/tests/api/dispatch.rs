@@ -1,0 +1,207 @@
+//! The dispatcher against a fake Graph API on loopback that records requests and answers as
+//! scripted, on both databases.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use switchboard_testkit::{both_backends, TestDb};
+
+use crate::helpers::TestApp;
+
+#[derive(Clone, Default)]
+struct FakeGraph {
+    /// (path, authorization, body) of every request received.
+    requests: Arc<Mutex<Vec<(String, String, Value)>>>,
+    /// Answers to give, in order; a success when none is scripted.
+    script: Arc<Mutex<VecDeque<(u16, Value)>>>,
+}
+
+async fn messages(
+    State(fake): State<FakeGraph>,
+    Path(phone_number_id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut requests = fake.requests.lock().unwrap();
+    requests.push((
+        format!("/v23.0/{phone_number_id}/messages"),
+        auth,
+        body.clone(),
+    ));
+    let n = requests.len();
+    let (status, answer) = fake.script.lock().unwrap().pop_front().unwrap_or_else(|| {
+        (
+            200,
+            json!({"messaging_product": "whatsapp",
+                   "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                   "messages": [{"id": format!("wamid.FAKE{n}")}]}),
+        )
+    });
+    (StatusCode::from_u16(status).unwrap(), Json(answer))
+}
+
+async fn fake_graph() -> (FakeGraph, String) {
+    let fake = FakeGraph::default();
+    let app = Router::new()
+        .route("/v23.0/{phone_number_id}/messages", post(messages))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (fake, format!("http://{addr}/v23.0"))
+}
+
+/// Waits (boundedly) for a message to reach a status.
+async fn status_of(app: &TestApp, id: &str, want: &str) -> Value {
+    for _ in 0..200 {
+        let m = app.get(&format!("/api/v1/messages/{id}"), &app.admin).await;
+        if m.body["status"] == want {
+            return m.body;
+        }
+        tokio::time::sleep(StdDuration::from_millis(25)).await;
+    }
+    panic!("message {id} never became {want}");
+}
+
+fn graph_error(code: i64, message: &str) -> Value {
+    json!({"error": {"message": message, "type": "OAuthException", "code": code,
+                     "fbtrace_id": "AbCdEf"}})
+}
+
+async fn messages_leave_and_failures_are_classified(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let (fake, base) = fake_graph().await;
+    let sender = app
+        .post("/api/v1/senders", &app.admin, json!({"channel": "whatsapp", "name": "WA", "provider": {
+            "kind": "whatsapp_cloud", "phone_number_id": "106540352242922", "waba_id": "102290129340398",
+            "access_token": "EAAGfaketoken", "app_secret": "secret", "verify_token": "verify",
+            "api_base_url": base}}))
+        .await
+        .ok(201)["id"].as_str().unwrap().to_owned();
+    let inbound = |from: &'static str| {
+        let app = &app;
+        let sender = sender.clone();
+        async move {
+            app.post(
+                "/api/v1/messages/inbound",
+                &app.admin,
+                json!({"sender_id": sender, "from": from, "text": "hi"}),
+            )
+            .await
+            .ok(201)["contact_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let send = |contact: String, text: &'static str| {
+        let app = &app;
+        let sender = sender.clone();
+        async move {
+            app.post(
+                "/api/v1/messages",
+                &app.admin,
+                json!({"sender_id": sender, "contact_id": contact, "text": text}),
+            )
+            .await
+            .ok(202)["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+
+    // A text leaves in WhatsApp's exact format and comes back with the provider's id.
+    let ada = inbound("+442079460958").await;
+    let id = send(ada.clone(), "Hello Ada").await;
+    let sent = status_of(&app, &id, "sent").await;
+    assert!(sent["provider_message_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("wamid.FAKE"));
+    {
+        let requests = fake.requests.lock().unwrap();
+        let (path, auth, body) = requests.last().unwrap();
+        assert_eq!(path, "/v23.0/106540352242922/messages");
+        assert_eq!(auth, "Bearer EAAGfaketoken");
+        assert_eq!(body["messaging_product"], "whatsapp");
+        assert_eq!(body["to"], "442079460958");
+        assert_eq!(body["type"], "text");
+        assert_eq!(body["text"]["body"], "Hello Ada");
+    }
+
+    // 131026: failed for good, and the contact is marked as not on WhatsApp (offer SMS).
+    let bob = inbound("+16505551234").await;
+    fake.script
+        .lock()
+        .unwrap()
+        .push_back((400, graph_error(131026, "Message undeliverable")));
+    let id = send(bob.clone(), "Hello Bob").await;
+    let failed = status_of(&app, &id, "failed").await;
+    assert_eq!(failed["error"]["code"], "not_on_whatsapp");
+    assert_eq!(failed["error"]["provider_code"], "131026");
+    let ask = app
+        .post(
+            &format!("/api/v1/contacts/{bob}/opt-in-request"),
+            &app.admin,
+            json!({"sender_id": sender}),
+        )
+        .await;
+    ask.problem(409, "no_whatsapp");
+
+    // 130429: throughput, retried later; the message waits, queued, with the reason kept.
+    fake.script
+        .lock()
+        .unwrap()
+        .push_back((429, graph_error(130429, "Rate limit hit")));
+    let id = send(ada.clone(), "Throttled").await;
+    let mut retried = None;
+    for _ in 0..200 {
+        let jobs = app.store().queued_jobs("outbound").await.unwrap();
+        if let Some(job) = jobs.into_iter().find(|j| {
+            j.payload["message_id"] == id.as_str() && j.attempt >= 1 && j.status == "queued"
+        }) {
+            retried = Some(job);
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(25)).await;
+    }
+    let job = retried.expect("the throttled send is scheduled again");
+    assert!(job.last_error.unwrap().contains("Rate limit"));
+    assert!(job.run_at > time::OffsetDateTime::now_utc());
+    let waiting = app.get(&format!("/api/v1/messages/{id}"), &app.admin).await;
+    assert_eq!(waiting.ok(200)["status"], "queued");
+
+    // 190: the token expired; the message fails, the sender shows it, and sends stop there.
+    fake.script
+        .lock()
+        .unwrap()
+        .push_back((401, graph_error(190, "Error validating access token")));
+    let id = send(ada.clone(), "Expired").await;
+    let failed = status_of(&app, &id, "failed").await;
+    assert_eq!(failed["error"]["code"], "token_expired");
+    let health = app
+        .get(&format!("/api/v1/senders/{sender}"), &app.admin)
+        .await;
+    assert_eq!(health.ok(200)["health"]["token_status"], "expired");
+    app.post(
+        "/api/v1/messages",
+        &app.admin,
+        json!({"sender_id": sender, "contact_id": ada, "text": "again"}),
+    )
+    .await
+    .problem(422, "sender_unavailable");
+}
+
+both_backends!(messages_leave_and_failures_are_classified);
