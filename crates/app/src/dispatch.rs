@@ -10,9 +10,9 @@ use switchboard_channels::outbound::{
     TextParameter,
 };
 use switchboard_channels::{MessagingType, SendError, TwilioSender};
-use switchboard_core::consent::{ConsentEvent, ConsentSource, ConsentStatus};
+use switchboard_core::consent::{current_status, ConsentEvent, ConsentSource, ConsentStatus};
 use switchboard_core::message::{
-    DeliveryStatus, Media, MediaKind, Message, MessageError, StatusEvent,
+    ChannelTemplateType, DeliveryStatus, Media, MediaKind, Message, MessageError, StatusEvent,
 };
 use switchboard_core::retry::RetryPolicy;
 use switchboard_core::sender::{ProviderConfig, Sender, TokenStatus};
@@ -102,6 +102,12 @@ impl Dispatcher {
             .get_sender(message.sender_id)
             .await
             .map_err(AppError::Internal)?;
+        if let Some(error) = self.still_allowed(state, &sender, &message).await? {
+            let reason = error.reason.clone();
+            self.record(state, &message, DeliveryStatus::Failed, Some(error))
+                .await?;
+            return Ok(Outcome::Dead { error: reason });
+        }
         let result = match self.build(state, &sender, &message).await? {
             Ok(request) => self.send(&sender, &request).await,
             Err(e) => Err(SendError::Permanent {
@@ -155,6 +161,60 @@ impl Dispatcher {
                 Ok(Outcome::Dead { error: reason })
             }
         }
+    }
+
+    /// What may have changed since the message was accepted: the customer opted out, the
+    /// sender's token expired, or (for a free-form message waiting on retries) the window closed.
+    async fn still_allowed(
+        &self,
+        state: &AppState,
+        sender: &Sender,
+        message: &Message,
+    ) -> Result<Option<MessageError>> {
+        let refusal = |code: &str, reason: &str| {
+            Some(MessageError {
+                code: code.to_owned(),
+                provider_code: None,
+                reason: reason.to_owned(),
+            })
+        };
+        if matches!(
+            sender.health.token_status,
+            TokenStatus::Expired | TokenStatus::Invalid
+        ) {
+            return Ok(refusal(
+                "sender_unavailable",
+                "the sender's credentials stopped working before the message was sent",
+            ));
+        }
+        let store = state.store();
+        let events = store
+            .consent_events(message.contact_id, Some(message.channel))
+            .await
+            .map_err(AppError::Internal)?;
+        let from_system = message.actor.as_deref() == Some("system");
+        if current_status(&events, message.channel) == ConsentStatus::OptedOut && !from_system {
+            return Ok(refusal(
+                "opted_out",
+                "the contact opted out before the message was sent",
+            ));
+        }
+        if message.channel_template_type == ChannelTemplateType::Session
+            && message.channel != Channel::Sms
+        {
+            let last = store
+                .last_inbound_at(message.contact_id, message.sender_id)
+                .await
+                .map_err(AppError::Internal)?;
+            let window = switchboard_core::policy::window_state(message.channel, last, state.now());
+            if !window.open {
+                return Ok(refusal(
+                    "window_closed",
+                    "the 24-hour window closed before the message could be sent",
+                ));
+            }
+        }
+        Ok(None)
     }
 
     async fn record(

@@ -204,4 +204,43 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
     .problem(422, "sender_unavailable");
 }
 
-both_backends!(messages_leave_and_failures_are_classified);
+/// A scheduled message is checked again when it falls due: a customer who opted out meanwhile
+/// does not get it.
+async fn an_opt_out_before_sending_stops_the_message(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let sender = app.sandbox_sender("sms").await;
+    let contact = app
+        .post(
+            "/api/v1/messages/inbound",
+            &app.admin,
+            json!({"sender_id": sender, "from": "+442079460958", "text": "hi"}),
+        )
+        .await
+        .ok(201)["contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let id = app
+        .post("/api/v1/messages", &app.admin,
+              json!({"sender_id": sender, "contact_id": contact, "text": "Reminder", "send_at": soon}))
+        .await
+        .ok(202)["id"].as_str().unwrap().to_owned();
+    app.post(
+        "/api/v1/messages/inbound",
+        &app.admin,
+        json!({"sender_id": sender, "from": "+442079460958", "text": "STOP"}),
+    )
+    .await
+    .ok(201);
+    let failed = status_of(&app, &id, "failed").await;
+    assert_eq!(failed["error"]["code"], "opted_out");
+    assert_eq!(failed["provider_message_id"], Value::Null);
+}
+
+both_backends!(
+    messages_leave_and_failures_are_classified,
+    an_opt_out_before_sending_stops_the_message,
+);
