@@ -653,6 +653,26 @@ pub(crate) fn meta_errors(v: &Value) -> Vec<ProviderError> {
         .collect()
 }
 
+/// The entries of a Meta webhook envelope (`{"object": .., "entry": [..]}`), once its `object`
+/// is checked: WhatsApp and Messenger share this shape.
+pub(crate) fn meta_entries(body: &[u8], expected_object: &str) -> Result<Vec<Value>, ParseError> {
+    let root: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError::InvalidJson(e.to_string()))?;
+    let object = root
+        .get("object")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ParseError::UnexpectedEnvelope("no `object`".into()))?;
+    if object != expected_object {
+        return Err(ParseError::UnexpectedEnvelope(format!(
+            "object is `{object}`, not `{expected_object}`"
+        )));
+    }
+    root.get("entry")
+        .and_then(Value::as_array)
+        .cloned()
+        .ok_or_else(|| ParseError::UnexpectedEnvelope("no `entry` list".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,24 +14,10 @@ use crate::events::{
 
 /// Parses a Messenger webhook body into events, in payload order.
 pub fn parse_messenger(body: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError::InvalidJson(e.to_string()))?;
-    let object = root
-        .get("object")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ParseError::UnexpectedEnvelope("no `object`".into()))?;
-    if object != "page" {
-        return Err(ParseError::UnexpectedEnvelope(format!(
-            "object is `{object}`, not `page`"
-        )));
-    }
-    let entries = root
-        .get("entry")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ParseError::UnexpectedEnvelope("no `entry` list".into()))?;
+    let entries = crate::events::meta_entries(body, "page")?;
 
     let mut events = Vec::new();
-    for entry in entries {
+    for entry in &entries {
         let page_id = str_of(entry, "id");
         let messaging = entry.get("messaging").and_then(Value::as_array);
         let standby = entry.get("standby").and_then(Value::as_array);

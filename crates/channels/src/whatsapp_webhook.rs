@@ -16,24 +16,10 @@ use crate::events::{
 
 /// Parses a WhatsApp webhook body into events, in payload order.
 pub fn parse_whatsapp(body: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError::InvalidJson(e.to_string()))?;
-    let object = root
-        .get("object")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ParseError::UnexpectedEnvelope("no `object`".into()))?;
-    if object != "whatsapp_business_account" {
-        return Err(ParseError::UnexpectedEnvelope(format!(
-            "object is `{object}`, not `whatsapp_business_account`"
-        )));
-    }
-    let entries = root
-        .get("entry")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ParseError::UnexpectedEnvelope("no `entry` list".into()))?;
+    let entries = crate::events::meta_entries(body, "whatsapp_business_account")?;
 
     let mut events = Vec::new();
-    for entry in entries {
+    for entry in &entries {
         let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
             events.push(unknown("entry", entry));
             continue;

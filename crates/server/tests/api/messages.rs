@@ -2,46 +2,25 @@ use serde_json::json;
 use switchboard_core::message::{
     ChannelTemplateType, DeliveryStatus, Direction, Message, MessageError, StatusEvent, TemplateRef,
 };
-use switchboard_core::{Channel, ContactId, MessageId, SenderId};
+use switchboard_core::{Channel, MessageId};
 use switchboard_testkit::{both_backends, TestDb};
 use time::{Duration, OffsetDateTime};
 
-use crate::helpers::TestApp;
+use crate::helpers::{stored_message, TestApp};
 
 fn message(sender: &str, contact: &str, direction: Direction, age: Duration) -> Message {
-    let at = switchboard_core::time::truncate_to_millis(OffsetDateTime::now_utc() - age);
     let status = match direction {
         Direction::Inbound => DeliveryStatus::Received,
         Direction::Outbound => DeliveryStatus::Queued,
     };
-    Message {
-        id: MessageId::new(),
-        direction,
-        channel: Channel::Whatsapp,
-        sender_id: sender.parse::<SenderId>().unwrap(),
-        contact_id: contact.parse::<ContactId>().unwrap(),
-        conversation_id: None,
-        text: Some(format!("{direction:?} message")),
-        template: None,
-        media: None,
-        channel_template_type: ChannelTemplateType::Session,
-        status,
-        status_history: vec![StatusEvent {
-            status,
-            at,
-            error: None,
-        }],
-        provider_message_id: None,
-        error: None,
-        provider_timestamp: (direction == Direction::Inbound).then_some(at),
-        tag: None,
-        business_initiated: false,
-        redacted: false,
-        send_at: None,
-        actor: None,
-        created_at: at,
-        updated_at: at,
-    }
+    let at = switchboard_core::time::truncate_to_millis(OffsetDateTime::now_utc() - age);
+    let mut m = stored_message(Channel::Whatsapp, direction, sender, contact, status, None);
+    m.text = Some(format!("{direction:?} message"));
+    m.status_history[0].at = at;
+    m.provider_timestamp = m.provider_timestamp.map(|_| at);
+    m.created_at = at;
+    m.updated_at = at;
+    m
 }
 
 async fn the_history_is_filtered_and_shows_each_timeline(db: TestDb) {
