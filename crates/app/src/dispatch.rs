@@ -109,7 +109,15 @@ impl Dispatcher {
             return Ok(Outcome::Dead { error: reason });
         }
         let result = match self.build(state, &sender, &message).await? {
-            Ok(request) => self.send(&sender, &request).await,
+            Ok(request) => {
+                // A tagged Messenger message goes as MESSAGE_TAG; anything else is a reply in
+                // the window, which policy has already checked.
+                let messaging = match message.tag {
+                    Some(tag) => MessagingType::MessageTag(tag),
+                    None => MessagingType::Response,
+                };
+                self.send(&sender, &request, messaging).await
+            }
             Err(e) => Err(SendError::Permanent {
                 code: "invalid_request",
                 provider_code: None,
@@ -390,6 +398,7 @@ impl Dispatcher {
         &self,
         sender: &Sender,
         request: &OutboundRequest,
+        messaging: MessagingType,
     ) -> std::result::Result<String, SendError> {
         let permanent = |reason: String| SendError::Permanent {
             code: "invalid_request",
@@ -417,7 +426,7 @@ impl Dispatcher {
                     &c.page_id,
                     c.page_access_token.expose(),
                     request,
-                    MessagingType::Response,
+                    messaging,
                 )
                 .map_err(|e| permanent(format!("{e:?}")))?,
                 Channel::Messenger,
