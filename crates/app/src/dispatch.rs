@@ -4,91 +4,271 @@
 //! mean (an expired token marks the sender, 131026 marks the contact as not on WhatsApp, an
 //! opt-out reported by the provider is recorded in the ledger).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures_util::StreamExt;
 use serde_json::Value;
 use switchboard_channels::outbound::{
     self as out, HeaderParameter, OutboundBody, OutboundRequest, Recipient, TemplateMessage,
     TextParameter,
 };
-use switchboard_channels::{MessagingType, SendError, TwilioSender};
+use switchboard_channels::{MessagingType, RetryScope, SendError, TwilioSender};
 use switchboard_core::consent::{current_status, ConsentEvent, ConsentSource, ConsentStatus};
 use switchboard_core::message::{
     ChannelTemplateType, DeliveryStatus, Media, MediaKind, Message, MessageError, StatusEvent,
 };
 use switchboard_core::retry::RetryPolicy;
-use switchboard_core::sender::{ProviderConfig, Sender, TokenStatus};
-use switchboard_core::{Channel, ConsentEventId, MessageId};
-use switchboard_store::jobs::{Job, Outcome};
-use time::Duration;
+use switchboard_core::sender::{HealthStatus, ProviderConfig, Sender, TokenStatus};
+use switchboard_core::{Channel, ConsentEventId, ContactId, MessageId, SenderId};
+use switchboard_store::jobs::{Lease, Outcome};
+use switchboard_store::messages::SendCompletion;
+use time::{Duration, OffsetDateTime};
 
 use crate::sending::OUTBOUND_QUEUE;
 use crate::{AppError, AppState, Result};
 
-/// How long a claimed job is this worker's before another may take it over.
-const LEASE: Duration = Duration::seconds(60);
-const BATCH: i64 = 50;
+/// How the dispatcher works through the queue. The defaults suit production; tests shorten
+/// the waits.
+#[derive(Clone, Debug)]
+pub struct DispatchSettings {
+    /// How long a claimed job is this worker's before another may take it over.
+    pub lease: Duration,
+    /// Jobs claimed at once; their outcomes are recorded in one transaction.
+    pub batch: i64,
+    /// Sends in flight at once (to different recipients).
+    pub concurrency: usize,
+    /// After a worker stopped mid-send, how long to wait for the provider's statuses to say
+    /// whether the message went before sending it again.
+    pub in_flight_grace: Duration,
+    /// A message not sent this long after it fell due fails as `expired`.
+    pub expiry: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::seconds(60),
+            batch: 256,
+            concurrency: 64,
+            in_flight_grace: Duration::minutes(2),
+            expiry: Duration::hours(24),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Who is being held back, and until when, after a provider said to slow down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Hold {
+    /// A throughput or account limit: every message of the sender waits.
+    Sender(SenderId),
+    /// WhatsApp's pair limit (131056): only messages to this one recipient wait.
+    Pair(SenderId, ContactId),
+}
+
+/// Spaces each sender's sends evenly at its rate, within this process: a leaky bucket with no
+/// burst, so a provider counting per second never sees more than the rate.
+#[derive(Default)]
+struct Pacer {
+    next: Mutex<HashMap<SenderId, tokio::time::Instant>>,
+}
+
+impl Pacer {
+    /// When the next send of `sender` may start; reserves that slot.
+    fn reserve(&self, sender: SenderId, per_second: u32) -> tokio::time::Instant {
+        let interval = std::time::Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)));
+        let now = tokio::time::Instant::now();
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = next
+            .get(&sender)
+            .copied()
+            .filter(|t| *t > now)
+            .unwrap_or(now);
+        next.insert(sender, slot + interval);
+        slot
+    }
+}
 
 pub struct Dispatcher {
     client: reqwest::Client,
     owner: String,
-    retry: RetryPolicy,
+    settings: DispatchSettings,
     /// Where Twilio's status callbacks go (`{public_url}/webhooks/twilio`).
     public_url: Option<String>,
+    pacer: Pacer,
+    holds: Mutex<HashMap<Hold, OffsetDateTime>>,
+}
+
+/// A claimed job with what it needs to run.
+struct Work {
+    lease: Lease,
+    message: Option<Message>,
 }
 
 impl Dispatcher {
     pub fn new(public_url: Option<String>) -> Self {
+        Self::with_settings(public_url, DispatchSettings::default())
+    }
+
+    pub fn with_settings(public_url: Option<String>, settings: DispatchSettings) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
+                .pool_max_idle_per_host(settings.concurrency)
                 .build()
                 .unwrap_or_default(),
             owner: format!("dispatcher-{}", MessageId::new()),
-            retry: RetryPolicy::default(),
+            settings,
             public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            pacer: Pacer::default(),
+            holds: Mutex::new(HashMap::new()),
         }
     }
 
     /// Sends every due message once; returns how many jobs it handled.
+    ///
+    /// Messages to one recipient go one after another, in the order they were queued;
+    /// different recipients are sent to concurrently. The outcomes of the whole batch are
+    /// recorded in one transaction.
     pub async fn run_once(&self, state: &AppState) -> Result<usize> {
-        let leases = state
-            .store()
-            .claim_jobs(OUTBOUND_QUEUE, &self.owner, state.now(), LEASE, BATCH)
+        let store = state.store();
+        let leases = store
+            .claim_jobs(
+                OUTBOUND_QUEUE,
+                &self.owner,
+                state.now(),
+                self.settings.lease,
+                self.settings.batch,
+            )
             .await
             .map_err(AppError::Internal)?;
         let count = leases.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        let ids: Vec<MessageId> = leases.iter().filter_map(message_id_of).collect();
+        let mut messages: HashMap<MessageId, Message> = store
+            .get_messages(&ids)
+            .await
+            .map_err(AppError::Internal)?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect();
+        let mut senders: HashMap<SenderId, Sender> = HashMap::new();
+        for message in messages.values() {
+            if !senders.contains_key(&message.sender_id) {
+                let sender = store
+                    .get_sender(message.sender_id)
+                    .await
+                    .map_err(AppError::Internal)?;
+                senders.insert(sender.id, sender);
+            }
+        }
+        // One lane per (sender, recipient), in claim order (the order jobs fell due).
+        let mut lanes: Vec<Vec<Work>> = Vec::new();
+        let mut lane_of: HashMap<(SenderId, ContactId), usize> = HashMap::new();
         for lease in leases {
-            let outcome = self.deliver(state, &lease.job).await?;
-            let finished = state
-                .store()
-                .finish_job(&lease, &outcome, state.now())
-                .await
-                .map_err(AppError::Internal)?;
-            if !finished {
-                tracing::warn!(job = %lease.job.id, "lease lost before the job finished");
+            let message = message_id_of(&lease).and_then(|id| messages.remove(&id));
+            let work = Work { lease, message };
+            match &work.message {
+                Some(m) => {
+                    let lane = *lane_of
+                        .entry((m.sender_id, m.contact_id))
+                        .or_insert_with(|| {
+                            lanes.push(Vec::new());
+                            lanes.len() - 1
+                        });
+                    lanes[lane].push(work);
+                }
+                None => lanes.push(vec![work]),
+            }
+        }
+        let senders = &senders;
+        let completions: Vec<SendCompletion> = futures_util::stream::iter(lanes)
+            .map(|lane| async move {
+                let mut done = Vec::with_capacity(lane.len());
+                for work in lane {
+                    done.push(self.run_job(state, senders, work).await);
+                }
+                done
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .flat_map(futures_util::stream::iter)
+            .collect()
+            .await;
+        let held = store
+            .complete_sends(&completions, state.now())
+            .await
+            .map_err(AppError::Internal)?;
+        for (completion, held) in completions.iter().zip(held) {
+            if !held {
+                tracing::warn!(job = %completion.lease.job.id, "lease lost before the job finished");
             }
         }
         Ok(count)
     }
 
-    async fn deliver(&self, state: &AppState, job: &Job) -> Result<Outcome> {
-        let Some(id) = job.payload["message_id"]
-            .as_str()
-            .and_then(|id| id.parse::<MessageId>().ok())
-        else {
-            return Ok(Outcome::Dead {
-                error: "the job names no message".to_owned(),
-            });
+    /// Runs one job to its completion record; a failure to read what it needs retries it.
+    async fn run_job(
+        &self,
+        state: &AppState,
+        senders: &HashMap<SenderId, Sender>,
+        work: Work,
+    ) -> SendCompletion {
+        let Work { lease, message } = work;
+        let message_id = message.as_ref().map(|m| m.id);
+        let (outcome, provider_message_id, status) = match message {
+            None => (
+                Outcome::Dead {
+                    error: "the job names no message that exists".to_owned(),
+                },
+                None,
+                None,
+            ),
+            Some(message) => match senders.get(&message.sender_id) {
+                None => (
+                    Outcome::Dead {
+                        error: "the message's sender no longer exists".to_owned(),
+                    },
+                    None,
+                    None,
+                ),
+                Some(sender) => match self.deliver(state, &lease, sender, &message).await {
+                    Ok(result) => result,
+                    Err(error) => {
+                        tracing::error!(?error, message = %message.id, "preparing a send");
+                        (
+                            Outcome::Retry {
+                                at: state.now() + Duration::seconds(5),
+                                error: format!("{error:?}"),
+                            },
+                            None,
+                            None,
+                        )
+                    }
+                },
+            },
         };
-        let store = state.store();
-        let message = match store.get_message(id).await {
-            Ok(m) => m,
-            Err(switchboard_store::StoreError::NotFound) => {
-                return Ok(Outcome::Dead {
-                    error: "the message no longer exists".to_owned(),
-                })
-            }
-            Err(e) => return Err(AppError::Internal(e)),
-        };
+        SendCompletion {
+            lease,
+            outcome,
+            message: message_id,
+            provider_message_id,
+            status,
+        }
+    }
+
+    async fn deliver(
+        &self,
+        state: &AppState,
+        lease: &Lease,
+        sender: &Sender,
+        message: &Message,
+    ) -> Result<(Outcome, Option<String>, Option<StatusEvent>)> {
+        let job = &lease.job;
+        let now = state.now();
         // Sent by an earlier attempt whose result was recorded: never send twice.
         if message.provider_message_id.is_some()
             || !matches!(
@@ -96,61 +276,102 @@ impl Dispatcher {
                 DeliveryStatus::Queued | DeliveryStatus::Scheduled
             )
         {
-            return Ok(Outcome::Done);
+            return Ok((Outcome::Done, None, None));
         }
-        let sender = store
-            .get_sender(message.sender_id)
-            .await
-            .map_err(AppError::Internal)?;
-        if let Some(error) = self.still_allowed(state, &sender, &message).await? {
+        let failed = |error: MessageError| {
             let reason = error.reason.clone();
-            self.record(state, &message, DeliveryStatus::Failed, Some(error))
-                .await?;
-            return Ok(Outcome::Dead { error: reason });
-        }
-        let result = match self.build(state, &sender, &message).await? {
-            Ok(request) => {
-                // A tagged Messenger message goes as MESSAGE_TAG; anything else is a reply in
-                // the window, which policy has already checked.
-                let messaging = match message.tag {
-                    Some(tag) => MessagingType::MessageTag(tag),
-                    None => MessagingType::Response,
-                };
-                self.send(&sender, &request, messaging).await
-            }
-            Err(e) => Err(SendError::Permanent {
-                code: "invalid_request",
-                provider_code: None,
-                reason: e.to_string(),
-            }),
+            (
+                Outcome::Dead { error: reason },
+                None,
+                Some(StatusEvent {
+                    status: DeliveryStatus::Failed,
+                    at: now,
+                    error: Some(error),
+                }),
+            )
         };
-        match result {
-            Ok(provider_id) => {
-                store
-                    .set_provider_message_id(message.id, &provider_id)
-                    .await
-                    .map_err(AppError::Internal)?;
-                self.record(state, &message, DeliveryStatus::Sent, None)
-                    .await?;
-                Ok(Outcome::Done)
+        let due = message.send_at.unwrap_or(message.created_at);
+        if now > due + self.settings.expiry {
+            return Ok(failed(MessageError {
+                code: "expired".to_owned(),
+                provider_code: None,
+                reason: "the message could not be sent before it expired".to_owned(),
+            }));
+        }
+        // A worker stopped while this message may have been with the provider. WhatsApp echoes
+        // our id in the statuses that follow a send, so wait for them before sending again.
+        if let Some(interrupted) = job.interrupted_at {
+            if matches!(sender.provider, ProviderConfig::WhatsappCloud(_))
+                && now < interrupted + self.settings.in_flight_grace
+            {
+                return Ok((
+                    Outcome::Defer {
+                        at: interrupted + self.settings.in_flight_grace,
+                    },
+                    None,
+                    None,
+                ));
             }
-            Err(SendError::Retryable { after, reason, .. }) => {
+        }
+        if let Some(until) = self.held(sender.id, message.contact_id, now) {
+            return Ok((Outcome::Defer { at: until }, None, None));
+        }
+        if let Some(error) = self.still_allowed(state, sender, message).await? {
+            return Ok(failed(error));
+        }
+        let request = match self.build(state, sender, message).await? {
+            Ok(request) => request,
+            Err(reason) => {
+                return Ok(failed(MessageError {
+                    code: "invalid_request".to_owned(),
+                    provider_code: None,
+                    reason,
+                }))
+            }
+        };
+        // A tagged Messenger message goes as MESSAGE_TAG; anything else is a reply in the
+        // window, which policy has already checked.
+        let messaging = match message.tag {
+            Some(tag) => MessagingType::MessageTag(tag),
+            None => MessagingType::Response,
+        };
+        tokio::time::sleep_until(self.pacer.reserve(sender.id, sender.rate_limit())).await;
+        match self.send(sender, &request, messaging).await {
+            Ok(provider_id) => Ok((
+                Outcome::Done,
+                Some(provider_id),
+                Some(StatusEvent {
+                    status: DeliveryStatus::Sent,
+                    at: state.now(),
+                    error: None,
+                }),
+            )),
+            Err(SendError::Retryable {
+                after,
+                scope,
+                reason,
+                provider_code,
+            }) => {
                 let attempt = u32::try_from(job.attempt).unwrap_or(u32::MAX);
-                match after.or_else(|| self.retry.delay_after(attempt, rand::random())) {
-                    Some(delay) if attempt < self.retry.max_attempts => Ok(Outcome::Retry {
-                        at: state.now() + delay,
-                        error: reason,
-                    }),
-                    _ => {
-                        let error = MessageError {
-                            code: "retries_exhausted".to_owned(),
-                            provider_code: None,
-                            reason: reason.clone(),
-                        };
-                        self.record(state, &message, DeliveryStatus::Failed, Some(error))
-                            .await?;
-                        Ok(Outcome::Dead { error: reason })
+                let delay =
+                    after.or_else(|| self.settings.retry.delay_after(attempt, rand::random()));
+                match delay {
+                    Some(delay) if attempt < self.settings.retry.max_attempts => {
+                        let at = state.now() + delay;
+                        match scope {
+                            RetryScope::Sender => self.hold(Hold::Sender(sender.id), at),
+                            RetryScope::Recipient => {
+                                self.hold(Hold::Pair(sender.id, message.contact_id), at)
+                            }
+                            RetryScope::Message => {}
+                        }
+                        Ok((Outcome::Retry { at, error: reason }, None, None))
                     }
+                    _ => Ok(failed(MessageError {
+                        code: "retries_exhausted".to_owned(),
+                        provider_code,
+                        reason,
+                    })),
                 }
             }
             Err(SendError::Permanent {
@@ -158,16 +379,36 @@ impl Dispatcher {
                 provider_code,
                 reason,
             }) => {
-                self.consequences(state, &sender, &message, code).await?;
-                let error = MessageError {
+                self.consequences(state, sender, message, code).await?;
+                Ok(failed(MessageError {
                     code: code.to_owned(),
                     provider_code,
-                    reason: reason.clone(),
-                };
-                self.record(state, &message, DeliveryStatus::Failed, Some(error))
-                    .await?;
-                Ok(Outcome::Dead { error: reason })
+                    reason,
+                }))
             }
+        }
+    }
+
+    /// Until when a message from `sender` to `contact` must wait, if a limit holds it.
+    fn held(
+        &self,
+        sender: SenderId,
+        contact: ContactId,
+        now: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
+        let mut holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
+        holds.retain(|_, until| *until > now);
+        [Hold::Sender(sender), Hold::Pair(sender, contact)]
+            .iter()
+            .filter_map(|h| holds.get(h).copied())
+            .max()
+    }
+
+    fn hold(&self, hold: Hold, until: OffsetDateTime) {
+        let mut holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = holds.entry(hold).or_insert(until);
+        if *entry < until {
+            *entry = until;
         }
     }
 
@@ -207,6 +448,36 @@ impl Dispatcher {
                 "the contact opted out before the message was sent",
             ));
         }
+        // The tier can drop, or the number be restricted, between acceptance and sending
+        // (R8.4); count the customers this sender has actually reached by now.
+        if message.business_initiated && message.channel == Channel::Whatsapp {
+            if sender.health.status == HealthStatus::Restricted {
+                return Ok(refusal(
+                    "messaging_limit_reached",
+                    "the number was restricted before the message was sent: it may answer \
+                     customers but not start conversations until its 24-hour limit resets",
+                ));
+            }
+            if let Some(limit) = sender.health.messaging_limit_tier {
+                let (reached, includes) = store
+                    .business_initiated_sent_reach(
+                        sender.id,
+                        message.contact_id,
+                        state.now() - switchboard_core::policy::SERVICE_WINDOW,
+                    )
+                    .await
+                    .map_err(AppError::Internal)?;
+                if !includes && reached >= limit {
+                    return Ok(refusal(
+                        "messaging_limit_reached",
+                        &format!(
+                            "the sender reached its messaging limit of {limit} customers in 24 \
+                             hours before the message was sent"
+                        ),
+                    ));
+                }
+            }
+        }
         if message.channel_template_type == ChannelTemplateType::Session
             && message.channel != Channel::Sms
         {
@@ -223,28 +494,6 @@ impl Dispatcher {
             }
         }
         Ok(None)
-    }
-
-    async fn record(
-        &self,
-        state: &AppState,
-        message: &Message,
-        status: DeliveryStatus,
-        error: Option<MessageError>,
-    ) -> Result<()> {
-        state
-            .store()
-            .record_status(
-                message.id,
-                &StatusEvent {
-                    status,
-                    at: state.now(),
-                    error,
-                },
-            )
-            .await
-            .map(|_| ())
-            .map_err(AppError::Internal)
     }
 
     /// What a permanent failure means beyond this message (R8.5, R4.3a, R4.2).
@@ -390,7 +639,9 @@ impl Dispatcher {
                 preview_url: false,
             }
         };
-        Ok(Ok(OutboundRequest::new(to, body)))
+        let mut request = OutboundRequest::new(to, body);
+        request.callback_data = Some(message.id.to_string());
+        Ok(Ok(request))
     }
 
     /// Sends through the sender's provider; the provider's message id on success.
@@ -528,4 +779,66 @@ fn channel_media(media: &Media) -> out::Media {
     };
     m.filename = media.filename.clone();
     m
+}
+
+fn message_id_of(lease: &Lease) -> Option<MessageId> {
+    lease.job.payload["message_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_spaces_each_sender_at_its_rate() {
+        let pacer = Pacer::default();
+        let (a, b) = (SenderId::new(), SenderId::new());
+        let start = tokio::time::Instant::now();
+        let slots: Vec<_> = (0..5).map(|_| pacer.reserve(a, 4) - start).collect();
+        let quarter = std::time::Duration::from_millis(250);
+        assert_eq!(
+            slots,
+            (0..5).map(|n| quarter * n).collect::<Vec<_>>(),
+            "4 per second: one every 250 ms"
+        );
+        // Another sender has its own budget.
+        assert_eq!(pacer.reserve(b, 4), start);
+        // Time spent idle is not saved up as a burst.
+        tokio::time::advance(std::time::Duration::from_secs(10)).await;
+        let now = tokio::time::Instant::now();
+        assert_eq!(pacer.reserve(a, 4), now);
+        assert_eq!(pacer.reserve(a, 4), now + quarter);
+    }
+
+    #[test]
+    fn holds_cover_a_sender_or_one_recipient_until_they_lapse() {
+        let dispatcher = Dispatcher::new(None);
+        let (sender, other_sender) = (SenderId::new(), SenderId::new());
+        let (ada, bob) = (ContactId::new(), ContactId::new());
+        let t = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        dispatcher.hold(Hold::Pair(sender, ada), t + Duration::seconds(6));
+        assert_eq!(
+            dispatcher.held(sender, ada, t),
+            Some(t + Duration::seconds(6))
+        );
+        assert_eq!(dispatcher.held(sender, bob, t), None);
+        assert_eq!(dispatcher.held(other_sender, ada, t), None);
+        dispatcher.hold(Hold::Sender(sender), t + Duration::seconds(30));
+        assert_eq!(
+            dispatcher.held(sender, bob, t),
+            Some(t + Duration::seconds(30))
+        );
+        // A shorter hold does not cut a longer one short.
+        dispatcher.hold(Hold::Sender(sender), t + Duration::seconds(1));
+        assert_eq!(
+            dispatcher.held(sender, ada, t),
+            Some(t + Duration::seconds(30))
+        );
+        assert_eq!(
+            dispatcher.held(sender, ada, t + Duration::seconds(31)),
+            None
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! Sender IDs (R1.1–R1.3): created and changed by admins, read by everyone.
 
 use serde::Deserialize;
-use switchboard_core::sender::{ProviderInput, Sender, SenderHealth};
+use switchboard_core::sender::{ProviderInput, Sender, SenderHealth, MAX_RATE_LIMIT_PER_SECOND};
 use switchboard_core::validation::{optional_text, required_text};
 use switchboard_core::{Channel, FieldError, Permission, SenderId, ValidationErrors};
 use switchboard_store::senders::SenderFilter;
@@ -18,6 +18,8 @@ pub struct NewSender {
     pub name: String,
     /// What the identity is for: transactions, notifications, support... (R1.2)
     pub use_case: Option<String>,
+    /// Messages per second (default 80, WhatsApp's standard throughput).
+    pub rate_limit_per_second: Option<u32>,
     pub provider: ProviderInput,
 }
 
@@ -31,6 +33,10 @@ pub struct SenderPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub use_case: Option<Option<String>>,
+    /// `null` restores the default rate.
+    #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub rate_limit_per_second: Option<Option<u32>>,
     /// Provider fields to change; the others keep their values. Changing `kind` needs every
     /// field of the new kind.
     pub provider: Option<ProviderInput>,
@@ -41,6 +47,17 @@ fn check_use_case(use_case: Option<&str>) -> Result<Option<String>, FieldError> 
         .map(|u| optional_text("use_case", u, 100))
         .transpose()
         .map(|u| u.filter(|u| !u.is_empty()))
+}
+
+fn check_rate(rate: Option<u32>) -> Result<Option<u32>, FieldError> {
+    match rate {
+        Some(r) if !(1..=MAX_RATE_LIMIT_PER_SECOND).contains(&r) => Err(FieldError::new(
+            "rate_limit_per_second",
+            "out_of_range",
+            format!("a send rate is between 1 and {MAX_RATE_LIMIT_PER_SECOND} messages per second"),
+        )),
+        other => Ok(other),
+    }
 }
 
 fn check_fits(errors: &mut ValidationErrors, sender: &Sender) {
@@ -88,6 +105,7 @@ pub async fn create_sender(
     let mut errors = ValidationErrors::new();
     let name = errors.check(required_text("name", &input.name, 200));
     let use_case = errors.check(check_use_case(input.use_case.as_deref()));
+    let rate = errors.check(check_rate(input.rate_limit_per_second));
     let provider = match input.provider.validate() {
         Ok(p) => Some(p),
         Err(provider_errors) => {
@@ -97,7 +115,8 @@ pub async fn create_sender(
             None
         }
     };
-    let (Some(name), Some(use_case), Some(provider)) = (name, use_case, provider) else {
+    let (Some(name), Some(use_case), Some(rate), Some(provider)) = (name, use_case, rate, provider)
+    else {
         return Err(errors.into());
     };
     let now = state.now();
@@ -108,6 +127,7 @@ pub async fn create_sender(
         use_case,
         health: SenderHealth::initial(provider.kind()),
         provider,
+        rate_limit_per_second: rate,
         created_at: now,
         updated_at: now,
     };
@@ -174,6 +194,11 @@ pub async fn update_sender(
     if let Some(use_case) = &patch.use_case {
         if let Some(use_case) = errors.check(check_use_case(use_case.as_deref())) {
             sender.use_case = use_case;
+        }
+    }
+    if let Some(rate) = patch.rate_limit_per_second {
+        if let Some(rate) = errors.check(check_rate(rate)) {
+            sender.rate_limit_per_second = rate;
         }
     }
     if let Some(provider_patch) = patch.provider {

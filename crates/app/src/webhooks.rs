@@ -400,12 +400,17 @@ async fn apply_status(state: &AppState, s: ev::StatusUpdate) -> Result<()> {
         }
     });
     for id in &s.provider_message_ids {
-        let Some(message) = state
+        let known = state
             .store()
             .find_message_by_provider_id(channel, id)
             .await
-            .map_err(AppError::Internal)?
-        else {
+            .map_err(AppError::Internal)?;
+        let Some(message) = (match known {
+            Some(message) => Some(message),
+            None => {
+                adopt_lost_send(state, channel, id, s.biz_opaque_callback_data.as_deref()).await?
+            }
+        }) else {
             tracing::info!(provider_message_id = %id, "status for a message we do not know");
             continue;
         };
@@ -424,4 +429,52 @@ async fn apply_status(state: &AppState, s: ev::StatusUpdate) -> Result<()> {
             .map_err(AppError::Internal)?;
     }
     Ok(())
+}
+
+/// A status for a provider id we never recorded, carrying our own message id back: the send
+/// went through but its answer was lost (the node stopped before recording it). The message
+/// takes the provider's id, so the dispatcher will not send it again.
+async fn adopt_lost_send(
+    state: &AppState,
+    channel: Channel,
+    provider_message_id: &str,
+    callback_data: Option<&str>,
+) -> Result<Option<switchboard_core::message::Message>> {
+    let Some(id) = callback_data.and_then(|d| d.parse::<switchboard_core::MessageId>().ok()) else {
+        return Ok(None);
+    };
+    let store = state.store();
+    let message = match store.get_message(id).await {
+        Ok(m) => m,
+        Err(switchboard_store::StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(AppError::Internal(e)),
+    };
+    if message.channel != channel
+        || message.direction != switchboard_core::message::Direction::Outbound
+    {
+        return Ok(None);
+    }
+    if !store
+        .set_provider_message_id(id, provider_message_id)
+        .await
+        .map_err(AppError::Internal)?
+    {
+        // It has another provider id already: this status is not about it.
+        return Ok(None);
+    }
+    tracing::info!(message = %id, provider_message_id, "a send whose answer was lost is matched by its status");
+    let sent = StatusEvent {
+        status: DeliveryStatus::Sent,
+        at: state.now(),
+        error: None,
+    };
+    store
+        .record_status(id, &sent)
+        .await
+        .map_err(AppError::Internal)?;
+    store
+        .get_message(id)
+        .await
+        .map(Some)
+        .map_err(AppError::Internal)
 }

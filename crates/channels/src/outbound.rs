@@ -41,7 +41,14 @@ pub struct OutboundRequest {
     /// The provider id of the message this one answers. WhatsApp quotes it (`context`); the
     /// other providers have no quoting and ignore it.
     pub reply_to: Option<String>,
+    /// Our own reference, which WhatsApp echoes in every status of the message
+    /// (`biz_opaque_callback_data`, at most 512 bytes). It lets a send whose answer was lost be
+    /// matched to its message by the statuses that follow.
+    pub callback_data: Option<String>,
 }
+
+/// WhatsApp's limit on `biz_opaque_callback_data`.
+pub const MAX_CALLBACK_DATA_BYTES: usize = 512;
 
 impl OutboundRequest {
     pub fn new(to: Recipient, body: OutboundBody) -> Self {
@@ -49,6 +56,7 @@ impl OutboundRequest {
             to,
             body,
             reply_to: None,
+            callback_data: None,
         }
     }
 }

@@ -122,6 +122,16 @@ pub fn whatsapp_message_body(request: &OutboundRequest) -> Result<Value, BuildEr
             m.insert("context".into(), json!({"message_id": reply_to}));
         }
     }
+    if let Some(data) = request.callback_data.as_deref().filter(|s| !s.is_empty()) {
+        if data.len() > crate::outbound::MAX_CALLBACK_DATA_BYTES {
+            return Err(BuildError::new(
+                "callback_data",
+                "too_long",
+                "WhatsApp echoes at most 512 bytes of callback data",
+            ));
+        }
+        m.insert("biz_opaque_callback_data".into(), json!(data));
+    }
     m.insert("type".into(), json!(kind));
     m.insert(kind.into(), object);
     Ok(Value::Object(m))

@@ -11,6 +11,12 @@ use crate::ids::SenderId;
 use crate::validation::{FieldError, ValidationErrors};
 
 pub const DEFAULT_GRAPH_API_BASE_URL: &str = "https://graph.facebook.com/v23.0";
+/// WhatsApp Cloud API's default throughput per registered number; Messenger and Twilio pace
+/// differently, but a sender that needs more says so.
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 80;
+/// The highest rate a sender may be given: WhatsApp's upgraded throughput is 1,000 messages per
+/// second; the rest of the range is for loopback benchmarks and private gateways.
+pub const MAX_RATE_LIMIT_PER_SECOND: u32 = 100_000;
 pub const DEFAULT_TWILIO_API_BASE_URL: &str = "https://api.twilio.com";
 
 /// A credential. Its `Debug` never shows the value, so it cannot leak through logs.
@@ -142,6 +148,14 @@ pub enum ProviderConfig {
     Messenger(MessengerConfig),
     Twilio(TwilioConfig),
     Sandbox,
+}
+
+impl Sender {
+    /// The send rate that applies to this sender now.
+    pub fn rate_limit(&self) -> u32 {
+        self.rate_limit_per_second
+            .unwrap_or(DEFAULT_RATE_LIMIT_PER_SECOND)
+    }
 }
 
 impl ProviderConfig {
@@ -580,6 +594,9 @@ pub struct Sender {
     pub use_case: Option<String>,
     pub provider: ProviderConfig,
     pub health: SenderHealth,
+    /// Messages per second this sender may send; `None` means
+    /// [`DEFAULT_RATE_LIMIT_PER_SECOND`].
+    pub rate_limit_per_second: Option<u32>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }

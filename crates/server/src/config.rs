@@ -28,6 +28,12 @@ pub struct RawConfig {
     pub bootstrap_token: Option<String>,
     /// `text` or `json` (`SWITCHBOARD_LOG_FORMAT`).
     pub log_format: String,
+    /// Seconds a dispatcher holds a claimed send before another node may take it over
+    /// (`SWITCHBOARD_DISPATCH_LEASE_SECONDS`).
+    pub dispatch_lease_seconds: u32,
+    /// After a node stopped mid-send, seconds to wait for WhatsApp's statuses to tell whether
+    /// the message went, before sending it again (`SWITCHBOARD_DISPATCH_IN_FLIGHT_GRACE_SECONDS`).
+    pub dispatch_in_flight_grace_seconds: u32,
 }
 
 impl Default for RawConfig {
@@ -39,6 +45,8 @@ impl Default for RawConfig {
             public_url: None,
             bootstrap_token: None,
             log_format: "text".to_owned(),
+            dispatch_lease_seconds: 60,
+            dispatch_in_flight_grace_seconds: 120,
         }
     }
 }
@@ -73,6 +81,7 @@ pub struct Config {
     pub public_url: Option<url::Url>,
     pub bootstrap_token: Option<SecretString>,
     pub log_format: LogFormat,
+    pub dispatch: switchboard_app::dispatch::DispatchSettings,
 }
 
 impl Config {
@@ -105,6 +114,8 @@ impl Config {
                         | "public_url"
                         | "bootstrap_token"
                         | "log_format"
+                        | "dispatch_lease_seconds"
+                        | "dispatch_in_flight_grace_seconds"
                 );
                 known.then_some((key, v))
             })
@@ -174,8 +185,17 @@ impl Config {
                 None
             }
         };
+        if raw.dispatch_lease_seconds == 0 {
+            problems.push("dispatch_lease_seconds: must be at least 1".to_owned());
+        }
+        let dispatch = switchboard_app::dispatch::DispatchSettings {
+            lease: time::Duration::seconds(raw.dispatch_lease_seconds.into()),
+            in_flight_grace: time::Duration::seconds(raw.dispatch_in_flight_grace_seconds.into()),
+            ..Default::default()
+        };
         Some(Config {
             listen: listen?,
+            dispatch,
             database_url,
             data_dir: raw.data_dir,
             public_url,

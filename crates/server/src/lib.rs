@@ -115,8 +115,9 @@ pub async fn start(
     let processor = tokio::spawn(process_webhooks(state.clone()));
     let dispatcher = tokio::spawn(dispatch(
         state.clone(),
-        switchboard_app::dispatch::Dispatcher::new(
+        switchboard_app::dispatch::Dispatcher::with_settings(
             config.public_url.as_ref().map(|u| u.as_str().to_owned()),
+            config.dispatch.clone(),
         ),
     ));
     tracing::info!(%addr, database = state.store().backend().as_str(), "switchboard is listening");

@@ -37,6 +37,9 @@ pub struct Job {
     pub run_at: OffsetDateTime,
     pub expires_at: Option<OffsetDateTime>,
     pub last_error: Option<String>,
+    /// When a worker holding this job stopped mid-run (its lease ran out and another took the
+    /// job over). For a send, the provider may have the message already.
+    pub interrupted_at: Option<OffsetDateTime>,
 }
 
 /// A job this worker holds: the lease owner and attempt fence every update to it.
@@ -59,6 +62,7 @@ struct JobRow {
     run_at: i64,
     expires_at: Option<i64>,
     last_error: Option<String>,
+    interrupted_at: Option<i64>,
 }
 
 impl From<JobRow> for Job {
@@ -74,12 +78,13 @@ impl From<JobRow> for Job {
             run_at: at(r.run_at),
             expires_at: r.expires_at.map(at),
             last_error: r.last_error,
+            interrupted_at: r.interrupted_at.map(at),
         }
     }
 }
 
-const JOB_COLUMNS: &str =
-    "id, queue, kind, payload, dedupe_key, status, attempt, run_at, expires_at, last_error";
+const JOB_COLUMNS: &str = "id, queue, kind, payload, dedupe_key, status, attempt, run_at, \
+    expires_at, last_error, interrupted_at";
 
 /// How a finished job ends.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,7 +99,47 @@ pub enum Outcome {
     Dead {
         error: String,
     },
+    /// Not run now, through no fault of the job (a rate or pair limit holds it): run again at
+    /// this time without counting the claim as an attempt.
+    Defer {
+        at: OffsetDateTime,
+    },
 }
+
+/// Finishes a claimed job inside the caller's transaction, fenced on its lease; yields
+/// whether the lease still held.
+macro_rules! finish_job_in {
+    ($tx:ident, $lease:expr, $outcome:expr, $now:expr) => {{
+        let lease: &$crate::jobs::Lease = $lease;
+        let (status, run_at, error, uncount) = match $outcome {
+            $crate::jobs::Outcome::Done => ("done", None, None, 0_i64),
+            $crate::jobs::Outcome::Retry { at, error } => {
+                ("queued", Some(ms(*at)), Some(error.as_str()), 0)
+            }
+            $crate::jobs::Outcome::Dead { error } => ("dead", None, Some(error.as_str()), 0),
+            $crate::jobs::Outcome::Defer { at } => ("queued", Some(ms(*at)), None, 1),
+        };
+        sqlx::query(
+            "UPDATE jobs SET status = $4, run_at = COALESCE($5, run_at), \
+             last_error = COALESCE($6, last_error), lease_owner = NULL, lease_until = NULL, \
+             attempt = attempt - $8, updated_at = $7 WHERE id = $1 AND lease_owner = $2 \
+             AND attempt = $3 AND status = 'running'",
+        )
+        .bind(&lease.job.id)
+        .bind(&lease.owner)
+        .bind(lease.job.attempt)
+        .bind(status)
+        .bind(run_at)
+        .bind(error)
+        .bind(ms($now))
+        .bind(uncount)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            == 1
+    }};
+}
+pub(crate) use finish_job_in;
 
 /// Inserts a job inside the caller's transaction.
 macro_rules! insert_job {
@@ -146,7 +191,8 @@ impl Store {
         };
         let sql = format!(
             "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, \
-             attempt = attempt + 1, updated_at = $3 WHERE id IN (SELECT id FROM jobs \
+             attempt = attempt + 1, updated_at = $3, interrupted_at = CASE \
+             WHEN status = 'running' THEN lease_until ELSE interrupted_at END WHERE id IN (SELECT id FROM jobs \
              WHERE queue = $4 AND ((status = 'queued' AND run_at <= $3) \
              OR (status = 'running' AND lease_until < $3)) ORDER BY run_at, id LIMIT $5 {lock}) \
              RETURNING {JOB_COLUMNS}"
@@ -182,30 +228,8 @@ impl Store {
         outcome: &Outcome,
         now: OffsetDateTime,
     ) -> Result<bool> {
-        let (status, run_at, error) = match outcome {
-            Outcome::Done => ("done", None, None),
-            Outcome::Retry { at, error } => ("queued", Some(ms(*at)), Some(error.as_str())),
-            Outcome::Dead { error } => ("dead", None, Some(error.as_str())),
-        };
-        let changed = write_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE jobs SET status = $4, run_at = COALESCE($5, run_at), \
-                 last_error = COALESCE($6, last_error), lease_owner = NULL, lease_until = NULL, \
-                 updated_at = $7 WHERE id = $1 AND lease_owner = $2 AND attempt = $3 \
-                 AND status = 'running'",
-            )
-            .bind(&lease.job.id)
-            .bind(&lease.owner)
-            .bind(lease.job.attempt)
-            .bind(status)
-            .bind(run_at)
-            .bind(error)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        });
-        Ok(changed == 1)
+        let finished = write_tx!(self, |tx| finish_job_in!(tx, lease, outcome, now));
+        Ok(finished)
     }
 
     /// When the next job of `queue` falls due, for a worker's fallback timer.

@@ -9,9 +9,22 @@ use switchboard_core::{Channel, ContactId, ConversationId, MessageId, SenderId};
 use time::OffsetDateTime;
 
 use crate::decisions::{insert_decision, DecisionRecord};
-use crate::jobs::{insert_job, NewJob};
+use crate::jobs::{finish_job_in, insert_job, Lease, NewJob, Outcome};
 use crate::rows::{at, json_value, ms, parse, parse_opt};
 use crate::{IdempotencyKey, Page, PageRequest, Result, Store, StoreError};
+
+/// What one send attempt came to, recorded with its job in one transaction.
+#[derive(Clone, Debug)]
+pub struct SendCompletion {
+    pub lease: Lease,
+    pub outcome: Outcome,
+    /// The message the job sent (none when the job named no message that exists).
+    pub message: Option<MessageId>,
+    /// The provider's id for the message it accepted.
+    pub provider_message_id: Option<String>,
+    /// The status the attempt moved the message to (sent, or failed with the reason).
+    pub status: Option<StatusEvent>,
+}
 
 /// A message row, joined with one of its status events (or none).
 #[derive(sqlx::FromRow)]
@@ -224,6 +237,54 @@ macro_rules! push_status_event {
     }};
 }
 
+/// Moves a message to `event`'s status inside the caller's transaction if that is a step
+/// forward, appending it to the timeline; yields whether anything changed.
+macro_rules! apply_status {
+    ($tx:ident, $id:expr, $event:expr) => {{
+        let id: &str = $id;
+        let event: &StatusEvent = $event;
+        // Take the row's lock before reading its status (a no-op update is the portable
+        // SELECT ... FOR UPDATE), so two webhooks applying statuses at once cannot both
+        // read the old one. SQLite's single writer serialises them anyway.
+        sqlx::query("UPDATE messages SET updated_at = updated_at WHERE id = $1")
+            .bind(id)
+            .execute(&mut *$tx)
+            .await?;
+        let current: Option<(String,)> =
+            sqlx::query_as("SELECT status FROM messages WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        let current: DeliveryStatus =
+            parse("messages.status", &current.ok_or(StoreError::NotFound)?.0)?;
+        if !current.can_advance_to(event.status) {
+            false
+        } else {
+            sqlx::query(
+                "UPDATE messages SET status = $2, updated_at = $3, \
+                 error_code = COALESCE($4, error_code), \
+                 error_provider_code = COALESCE($5, error_provider_code), \
+                 error_reason = COALESCE($6, error_reason) WHERE id = $1",
+            )
+            .bind(id)
+            .bind(event.status.as_str())
+            .bind(ms(event.at))
+            .bind(event.error.as_ref().map(|e| e.code.as_str()))
+            .bind(
+                event
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.provider_code.as_deref()),
+            )
+            .bind(event.error.as_ref().map(|e| e.reason.as_str()))
+            .execute(&mut *$tx)
+            .await?;
+            push_status_event!($tx, id, event);
+            true
+        }
+    }};
+}
+
 impl Store {
     /// A provider message id seen before (a webhook delivered twice) names the message that
     /// already has it, so the caller can answer with that one.
@@ -349,47 +410,7 @@ impl Store {
     /// timeline. Returns whether anything changed: a late or repeated status is ignored.
     pub async fn record_status(&self, id: MessageId, event: &StatusEvent) -> Result<bool> {
         let id = id.to_string();
-        let changed = write_tx!(self, |tx| {
-            // Take the row's lock before reading its status (a no-op update is the portable
-            // SELECT ... FOR UPDATE), so two webhooks applying statuses at once cannot both
-            // read the old one. SQLite's single writer serialises them anyway.
-            sqlx::query("UPDATE messages SET updated_at = updated_at WHERE id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-            let current: Option<(String,)> =
-                sqlx::query_as("SELECT status FROM messages WHERE id = $1")
-                    .bind(&id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let current: DeliveryStatus =
-                parse("messages.status", &current.ok_or(StoreError::NotFound)?.0)?;
-            if !current.can_advance_to(event.status) {
-                false
-            } else {
-                sqlx::query(
-                    "UPDATE messages SET status = $2, updated_at = $3, \
-                     error_code = COALESCE($4, error_code), \
-                     error_provider_code = COALESCE($5, error_provider_code), \
-                     error_reason = COALESCE($6, error_reason) WHERE id = $1",
-                )
-                .bind(&id)
-                .bind(event.status.as_str())
-                .bind(ms(event.at))
-                .bind(event.error.as_ref().map(|e| e.code.as_str()))
-                .bind(
-                    event
-                        .error
-                        .as_ref()
-                        .and_then(|e| e.provider_code.as_deref()),
-                )
-                .bind(event.error.as_ref().map(|e| e.reason.as_str()))
-                .execute(&mut *tx)
-                .await?;
-                push_status_event!(tx, &id, event);
-                true
-            }
-        });
+        let changed = write_tx!(self, |tx| apply_status!(tx, &id, event));
         Ok(changed)
     }
 
@@ -512,6 +533,31 @@ impl Store {
         Ok((count, includes > 0))
     }
 
+    /// How many distinct contacts this sender's business-initiated messages have actually
+    /// reached (handed to the provider) since `since`, and whether `contact` is one of them:
+    /// the messaging-limit tier as it stands when a message is about to go.
+    pub async fn business_initiated_sent_reach(
+        &self,
+        sender: SenderId,
+        contact: ContactId,
+        since: OffsetDateTime,
+    ) -> Result<(i64, bool)> {
+        let (count, includes): (i64, i64) = read_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT COUNT(DISTINCT contact_id), \
+                 COUNT(CASE WHEN contact_id = $3 THEN 1 END) FROM messages \
+                 WHERE sender_id = $1 AND business_initiated AND created_at >= $2 \
+                 AND provider_message_id IS NOT NULL",
+            )
+            .bind(sender.to_string())
+            .bind(ms(since))
+            .bind(contact.to_string())
+            .fetch_one(db)
+            .await?
+        });
+        Ok((count, includes > 0))
+    }
+
     /// Records the provider's id for a message it accepted; an id already set is kept (a
     /// message is sent once).
     pub async fn set_provider_message_id(
@@ -531,5 +577,66 @@ impl Store {
             .rows_affected()
         });
         Ok(changed == 1)
+    }
+
+    /// The messages with these ids (those that exist), with their timelines.
+    pub async fn get_messages(&self, ids: &[MessageId]) -> Result<Vec<Message>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "{SELECT_JOINED} FROM messages m LEFT JOIN message_status_events e \
+             ON e.message_id = m.id WHERE m.id IN ({placeholders}) ORDER BY m.id, e.seq"
+        );
+        let rows: Vec<MessageEventRow> = read_pool!(self, |db| {
+            let mut query = sqlx::query_as(&sql);
+            for id in ids {
+                query = query.bind(id.to_string());
+            }
+            query.fetch_all(db).await?
+        });
+        fold_messages(rows)
+    }
+
+    /// Records what a batch of send attempts came to in one transaction: each message's
+    /// provider id and new status, and each job's outcome. What was sent is recorded even when
+    /// the job's lease was lost meanwhile (the provider has the message either way); only the
+    /// job's own update is fenced. Returns, per completion, whether its lease still held.
+    pub async fn complete_sends(
+        &self,
+        completions: &[SendCompletion],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let held = write_tx!(self, |tx| {
+            let mut held = Vec::with_capacity(completions.len());
+            for c in completions {
+                if let Some(message) = c.message {
+                    let id = message.to_string();
+                    if let Some(provider_id) = &c.provider_message_id {
+                        sqlx::query(
+                            "UPDATE messages SET provider_message_id = $2 \
+                             WHERE id = $1 AND provider_message_id IS NULL",
+                        )
+                        .bind(&id)
+                        .bind(provider_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if let Some(event) = &c.status {
+                        apply_status!(tx, &id, event);
+                    }
+                }
+                held.push(finish_job_in!(tx, &c.lease, &c.outcome, now));
+            }
+            held
+        });
+        Ok(held)
     }
 }

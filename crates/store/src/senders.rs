@@ -19,6 +19,7 @@ struct SenderRow {
     quality_rating: String,
     messaging_limit_tier: Option<i64>,
     token_status: String,
+    rate_limit_per_second: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -40,6 +41,14 @@ impl SenderRow {
                 messaging_limit_tier: self.messaging_limit_tier,
                 token_status: word("senders.token_status", &self.token_status)?,
             },
+            rate_limit_per_second: self
+                .rate_limit_per_second
+                .map(|r| {
+                    u32::try_from(r).map_err(|_| {
+                        StoreError::Corrupt(format!("senders.rate_limit_per_second: {r}"))
+                    })
+                })
+                .transpose()?,
             created_at: at(self.created_at),
             updated_at: at(self.updated_at),
         })
@@ -47,7 +56,8 @@ impl SenderRow {
 }
 
 const COLUMNS: &str = "id, channel, name, use_case, provider_config, health_status, \
-    quality_rating, messaging_limit_tier, token_status, created_at, updated_at";
+    quality_rating, messaging_limit_tier, token_status, rate_limit_per_second, created_at, \
+    updated_at";
 
 /// Filters for listing senders.
 #[derive(Clone, Debug, Default)]
@@ -62,8 +72,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO senders (id, channel, name, use_case, provider_kind, external_id, \
                  provider_config, health_status, quality_rating, messaging_limit_tier, \
-                 token_status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 token_status, rate_limit_per_second, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(sender.id.to_string())
             .bind(sender.channel.as_str())
@@ -76,6 +86,7 @@ impl Store {
             .bind(enum_text(&sender.health.quality_rating))
             .bind(sender.health.messaging_limit_tier)
             .bind(enum_text(&sender.health.token_status))
+            .bind(sender.rate_limit_per_second.map(i64::from))
             .bind(ms(sender.created_at))
             .bind(ms(sender.updated_at))
             .execute(&mut *tx)
@@ -139,7 +150,8 @@ impl Store {
             sqlx::query(
                 "UPDATE senders SET name = $2, use_case = $3, provider_kind = $4, \
                  external_id = $5, provider_config = $6, health_status = $7, quality_rating = $8, \
-                 messaging_limit_tier = $9, token_status = $10, updated_at = $11 WHERE id = $1",
+                 messaging_limit_tier = $9, token_status = $10, updated_at = $11, \
+                 rate_limit_per_second = $12 WHERE id = $1",
             )
             .bind(sender.id.to_string())
             .bind(&sender.name)
@@ -152,6 +164,7 @@ impl Store {
             .bind(sender.health.messaging_limit_tier)
             .bind(enum_text(&sender.health.token_status))
             .bind(ms(sender.updated_at))
+            .bind(sender.rate_limit_per_second.map(i64::from))
             .execute(&mut *tx)
             .await
             .map_err(external_id_conflict)?

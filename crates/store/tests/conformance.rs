@@ -43,6 +43,7 @@ fn sender(channel: Channel, provider: ProviderConfig) -> Sender {
         name: format!("{channel} sender"),
         use_case: Some("support".into()),
         health: SenderHealth::initial(provider.kind()),
+        rate_limit_per_second: None,
         provider,
         created_at: t,
         updated_at: t,

@@ -18,7 +18,8 @@ use switchboard_core::{
     Channel, ConsentEventId, ContactId, MessageId, PhoneNumber, SenderId, TemplateId,
 };
 use switchboard_store::decisions::DecisionRecord;
-use switchboard_store::jobs::NewJob;
+use switchboard_store::jobs::{NewJob, Outcome};
+use switchboard_store::messages::SendCompletion;
 use switchboard_store::{IdempotencyKey, Store, StoreError};
 use switchboard_testkit::{both_backends, TestDb};
 
@@ -36,6 +37,7 @@ async fn setup(db: &TestDb) -> (Store, Sender, Contact) {
         use_case: None,
         provider: ProviderConfig::Sandbox,
         health: SenderHealth::initial(switchboard_core::sender::ProviderKind::Sandbox),
+        rate_limit_per_second: None,
         created_at: t,
         updated_at: t,
     };
@@ -439,6 +441,113 @@ async fn business_initiated_reach_counts_distinct_recent_recipients(db: TestDb) 
     );
 }
 
+/// What a batch of sends came to is recorded with the jobs in one go; a message the provider
+/// took keeps its id even if the worker's lease was lost meanwhile.
+async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
+    let (store, sender, contact) = setup(&db).await;
+    let t = now();
+    let mut messages = Vec::new();
+    for _ in 0..3 {
+        let mut m = message(&sender, &contact, Direction::Outbound, t);
+        m.business_initiated = true;
+        store
+            .create_outbound(&m, &job(&m), &decision(Some(&m), true), None, None)
+            .await
+            .unwrap();
+        messages.push(m);
+    }
+    // Nothing handed to the provider yet: no one reached.
+    assert_eq!(
+        store
+            .business_initiated_sent_reach(sender.id, contact.id, t - Duration::hours(24))
+            .await
+            .unwrap(),
+        (0, false)
+    );
+    let leases = store
+        .claim_jobs("outbound", "worker-a", t, Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(leases.len(), 3);
+    let by_message = |m: &Message| {
+        leases
+            .iter()
+            .find(|l| l.job.payload["message_id"] == m.id.to_string())
+            .unwrap()
+            .clone()
+    };
+    // The third job's lease is lost: another worker took it over.
+    let mut lost = by_message(&messages[2]);
+    lost.owner = "worker-gone".into();
+    let sent = |at| StatusEvent {
+        status: DeliveryStatus::Sent,
+        at,
+        error: None,
+    };
+    let completions = vec![
+        SendCompletion {
+            lease: by_message(&messages[0]),
+            outcome: Outcome::Done,
+            message: Some(messages[0].id),
+            provider_message_id: Some("wamid.ONE".into()),
+            status: Some(sent(t)),
+        },
+        SendCompletion {
+            lease: by_message(&messages[1]),
+            outcome: Outcome::Defer {
+                at: t + Duration::seconds(6),
+            },
+            message: Some(messages[1].id),
+            provider_message_id: None,
+            status: None,
+        },
+        SendCompletion {
+            lease: lost,
+            outcome: Outcome::Done,
+            message: Some(messages[2].id),
+            provider_message_id: Some("wamid.THREE".into()),
+            status: Some(sent(t)),
+        },
+    ];
+    let held = store.complete_sends(&completions, t).await.unwrap();
+    assert_eq!(held, vec![true, true, false]);
+    let one = store.get_message(messages[0].id).await.unwrap();
+    assert_eq!(one.provider_message_id.as_deref(), Some("wamid.ONE"));
+    assert_eq!(one.status, DeliveryStatus::Sent);
+    let three = store.get_message(messages[2].id).await.unwrap();
+    assert_eq!(three.provider_message_id.as_deref(), Some("wamid.THREE"));
+    assert_eq!(three.status, DeliveryStatus::Sent);
+    // A deferred job waits without the claim counting as an attempt.
+    let deferred = store
+        .get_job(&by_message(&messages[1]).job.id)
+        .await
+        .unwrap();
+    assert_eq!(deferred.status, "queued");
+    assert_eq!(deferred.attempt, 0);
+    assert_eq!(deferred.run_at, t + Duration::seconds(6));
+    // Reached: the contact, once, by the messages that went.
+    assert_eq!(
+        store
+            .business_initiated_sent_reach(sender.id, contact.id, t - Duration::hours(24))
+            .await
+            .unwrap(),
+        (1, true)
+    );
+    assert_eq!(
+        store
+            .business_initiated_sent_reach(sender.id, ContactId::new(), t - Duration::hours(24))
+            .await
+            .unwrap(),
+        (1, false)
+    );
+    // Batch reads return what exists, with timelines.
+    let mut ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
+    ids.push(MessageId::new());
+    let found = store.get_messages(&ids).await.unwrap();
+    assert_eq!(found.len(), 3);
+    assert!(found.iter().all(|m| !m.status_history.is_empty()));
+}
+
 async fn settings_are_documents_by_key(db: TestDb) {
     let (store, _, _) = setup(&db).await;
     assert_eq!(store.get_setting("dlp").await.unwrap(), None);
@@ -462,5 +571,6 @@ both_backends!(
     an_outbound_message_its_job_and_its_decision_commit_together,
     inbound_messages_open_the_window_and_reopen_conversations,
     business_initiated_reach_counts_distinct_recent_recipients,
+    send_outcomes_are_recorded_with_their_jobs,
     settings_are_documents_by_key,
 );

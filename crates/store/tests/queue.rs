@@ -87,6 +87,12 @@ async fn an_expired_lease_hands_the_job_over_and_fences_the_old_owner(db: TestDb
         .unwrap();
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].job.attempt, 2);
+    // The job says when its first worker stopped, for a send that may have gone out.
+    assert_eq!(first[0].job.interrupted_at, None);
+    assert_eq!(
+        second[0].job.interrupted_at,
+        Some(t + Duration::seconds(30))
+    );
     // The stale worker's result is refused; the new owner's is kept.
     assert!(!store
         .finish_job(&first[0], &Outcome::Done, later)

@@ -211,6 +211,8 @@ pub struct SenderView {
     pub provider: ProviderView,
     /// Number health (R8.4) and credential state (R8.5).
     pub health: SenderHealth,
+    /// Messages per second the dispatcher sends through this sender.
+    pub rate_limit_per_second: u32,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -221,12 +223,14 @@ pub struct SenderView {
 
 impl From<Sender> for SenderView {
     fn from(s: Sender) -> Self {
+        let rate_limit_per_second = s.rate_limit();
         SenderView {
             id: s.id,
             channel: s.channel,
             name: s.name,
             use_case: s.use_case,
             provider: ProviderView::from(&s.provider),
+            rate_limit_per_second,
             health: s.health,
             created_at: s.created_at,
             updated_at: s.updated_at,

@@ -160,30 +160,8 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
         .await;
     ask.problem(409, "no_whatsapp");
 
-    // 130429: throughput, retried later; the message waits, queued, with the reason kept.
-    fake.script
-        .lock()
-        .unwrap()
-        .push_back((429, graph_error(130429, "Rate limit hit")));
-    let id = send(ada.clone(), "Throttled").await;
-    let mut retried = None;
-    for _ in 0..200 {
-        let jobs = app.store().queued_jobs("outbound").await.unwrap();
-        if let Some(job) = jobs.into_iter().find(|j| {
-            j.payload["message_id"] == id.as_str() && j.attempt >= 1 && j.status == "queued"
-        }) {
-            retried = Some(job);
-            break;
-        }
-        tokio::time::sleep(StdDuration::from_millis(25)).await;
-    }
-    let job = retried.expect("the throttled send is scheduled again");
-    assert!(job.last_error.unwrap().contains("Rate limit"));
-    assert!(job.run_at > time::OffsetDateTime::now_utc());
-    let waiting = app.get(&format!("/api/v1/messages/{id}"), &app.admin).await;
-    assert_eq!(waiting.ok(200)["status"], "queued");
-
     // 190: the token expired; the message fails, the sender shows it, and sends stop there.
+    // (Before the throttling below, which holds back every send of the sender for a while.)
     fake.script
         .lock()
         .unwrap()
@@ -202,6 +180,142 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
     )
     .await
     .problem(422, "sender_unavailable");
+
+    // 130429 on another number: throughput, retried later; the message waits, queued, with the
+    // reason kept.
+    let other = app
+        .post("/api/v1/senders", &app.admin, json!({"channel": "whatsapp", "name": "WA 2", "provider": {
+            "kind": "whatsapp_cloud", "phone_number_id": "106540352242923", "waba_id": "102290129340398",
+            "access_token": "EAAGfaketoken", "app_secret": "secret", "verify_token": "verify",
+            "api_base_url": base}}))
+        .await
+        .ok(201)["id"].as_str().unwrap().to_owned();
+    app.post(
+        "/api/v1/messages/inbound",
+        &app.admin,
+        json!({"sender_id": other, "from": "+442079460958", "text": "hi again"}),
+    )
+    .await
+    .ok(201);
+    fake.script
+        .lock()
+        .unwrap()
+        .push_back((429, graph_error(130429, "Rate limit hit")));
+    let id = app
+        .post(
+            "/api/v1/messages",
+            &app.admin,
+            json!({"sender_id": other, "contact_id": ada, "text": "Throttled"}),
+        )
+        .await
+        .ok(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut retried = None;
+    for _ in 0..200 {
+        let jobs = app.store().queued_jobs("outbound").await.unwrap();
+        if let Some(job) = jobs.into_iter().find(|j| {
+            j.payload["message_id"] == id.as_str() && j.attempt >= 1 && j.status == "queued"
+        }) {
+            retried = Some(job);
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(25)).await;
+    }
+    let job = retried.expect("the throttled send is scheduled again");
+    assert!(job.last_error.unwrap().contains("Rate limit"));
+    assert!(job.run_at > time::OffsetDateTime::now_utc());
+    let waiting = app.get(&format!("/api/v1/messages/{id}"), &app.admin).await;
+    assert_eq!(waiting.ok(200)["status"], "queued");
+}
+
+/// WhatsApp's pair limit (131056) holds back only that recipient: the next message to them waits,
+/// in order, while other customers are still sent to.
+async fn the_pair_limit_holds_back_one_recipient_only(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let (fake, base) = fake_graph().await;
+    let sender = app
+        .post("/api/v1/senders", &app.admin, json!({"channel": "whatsapp", "name": "WA", "provider": {
+            "kind": "whatsapp_cloud", "phone_number_id": "106540352242922", "waba_id": "102290129340398",
+            "access_token": "EAAGfaketoken", "app_secret": "secret", "verify_token": "verify",
+            "api_base_url": base}}))
+        .await
+        .ok(201)["id"].as_str().unwrap().to_owned();
+    let mut contacts = Vec::new();
+    for from in ["+442079460958", "+16505551234"] {
+        let contact = app
+            .post(
+                "/api/v1/messages/inbound",
+                &app.admin,
+                json!({"sender_id": sender, "from": from, "text": "hi"}),
+            )
+            .await
+            .ok(201)["contact_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        contacts.push(contact);
+    }
+    let (ada, bob) = (&contacts[0], &contacts[1]);
+    let send = |contact: &str, text: &str| {
+        app.post(
+            "/api/v1/messages",
+            &app.admin,
+            json!({"sender_id": sender, "contact_id": contact, "text": text}),
+        )
+    };
+    let job_of = |id: String| {
+        let app = &app;
+        async move {
+            for _ in 0..200 {
+                let jobs = app.store().queued_jobs("outbound").await.unwrap();
+                if let Some(job) = jobs.into_iter().find(|j| {
+                    j.payload["message_id"] == id.as_str()
+                        && j.status == "queued"
+                        && j.run_at > time::OffsetDateTime::now_utc()
+                }) {
+                    return job;
+                }
+                tokio::time::sleep(StdDuration::from_millis(25)).await;
+            }
+            panic!("message {id} was never held back");
+        }
+    };
+    fake.script.lock().unwrap().push_back((
+        400,
+        graph_error(
+            131056,
+            "(Business Account, Consumer Account) pair rate limit hit",
+        ),
+    ));
+    let first = send(ada, "one").await.ok(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let retried = job_of(first).await;
+    assert_eq!(retried.attempt, 1);
+    assert!(retried.last_error.unwrap().contains("pair rate limit"));
+
+    let second = send(ada, "two").await.ok(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let to_bob = send(bob, "hello").await.ok(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    status_of(&app, &to_bob, "sent").await;
+    // Ada's next message waits for the pair limit without counting as a failed attempt.
+    let held = job_of(second.clone()).await;
+    assert_eq!(held.attempt, 0);
+    let waiting = app
+        .get(&format!("/api/v1/messages/{second}"), &app.admin)
+        .await;
+    assert_eq!(waiting.ok(200)["status"], "queued");
+    let requests = fake.requests.lock().unwrap();
+    let recipients: Vec<&Value> = requests.iter().map(|(_, _, body)| &body["to"]).collect();
+    assert_eq!(recipients, [&json!("442079460958"), &json!("16505551234")]);
 }
 
 /// A scheduled message is checked again when it falls due: a customer who opted out meanwhile
@@ -241,6 +355,7 @@ async fn an_opt_out_before_sending_stops_the_message(db: TestDb) {
 }
 
 both_backends!(
+    the_pair_limit_holds_back_one_recipient_only,
     messages_leave_and_failures_are_classified,
     an_opt_out_before_sending_stops_the_message,
 );

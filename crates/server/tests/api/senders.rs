@@ -215,6 +215,24 @@ async fn senders_are_patched_and_deleted_by_admins_only(db: TestDb) {
     assert_eq!(patched["provider"]["access_token"], "****9999");
     assert_eq!(patched["provider"]["phone_number_id"], "5550001", "kept");
 
+    // The send rate: WhatsApp's 80 per second unless the sender is given its own.
+    assert_eq!(patched["rate_limit_per_second"], 80);
+    let faster = app
+        .patch(&path, &app.admin, json!({"rate_limit_per_second": 1000}))
+        .await;
+    assert_eq!(faster.ok(200)["rate_limit_per_second"], 1000);
+    assert_eq!(
+        app.get(&path, &app.admin).await.ok(200)["rate_limit_per_second"],
+        1000
+    );
+    app.patch(&path, &app.admin, json!({"rate_limit_per_second": 0}))
+        .await
+        .problem(422, "out_of_range");
+    let reset = app
+        .patch(&path, &app.admin, json!({"rate_limit_per_second": null}))
+        .await;
+    assert_eq!(reset.ok(200)["rate_limit_per_second"], 80);
+
     app.patch(&path, &app.admin, json!({"channel": "sms"}))
         .await
         .problem(422, "immutable");
