@@ -21,7 +21,7 @@ use switchboard_core::message::{
 use switchboard_core::retry::RetryPolicy;
 use switchboard_core::sender::{HealthStatus, ProviderConfig, Sender, TokenStatus};
 use switchboard_core::{Channel, ConsentEventId, ContactId, MessageId, SenderId};
-use switchboard_store::jobs::{Lease, Outcome};
+use switchboard_store::jobs::{Lease, NewJob, Outcome};
 use switchboard_store::messages::SendCompletion;
 use time::{Duration, OffsetDateTime};
 
@@ -99,6 +99,26 @@ pub struct Dispatcher {
     public_url: Option<String>,
     pacer: Pacer,
     holds: Mutex<HashMap<Hold, OffsetDateTime>>,
+}
+
+/// What one attempt at a job came to.
+struct Attempt {
+    outcome: Outcome,
+    provider_message_id: Option<String>,
+    status: Option<StatusEvent>,
+    /// Jobs recorded with the outcome: what the sandbox's simulated customer does next.
+    follow_ups: Vec<NewJob>,
+}
+
+impl Attempt {
+    fn just(outcome: Outcome) -> Self {
+        Attempt {
+            outcome,
+            provider_message_id: None,
+            status: None,
+            follow_ups: Vec::new(),
+        }
+    }
 }
 
 /// A claimed job with what it needs to run.
@@ -219,44 +239,33 @@ impl Dispatcher {
     ) -> SendCompletion {
         let Work { lease, message } = work;
         let message_id = message.as_ref().map(|m| m.id);
-        let (outcome, provider_message_id, status) = match message {
-            None => (
-                Outcome::Dead {
-                    error: "the job names no message that exists".to_owned(),
-                },
-                None,
-                None,
-            ),
+        let attempt = match message {
+            None => Attempt::just(Outcome::Dead {
+                error: "the job names no message that exists".to_owned(),
+            }),
             Some(message) => match senders.get(&message.sender_id) {
-                None => (
-                    Outcome::Dead {
-                        error: "the message's sender no longer exists".to_owned(),
-                    },
-                    None,
-                    None,
-                ),
+                None => Attempt::just(Outcome::Dead {
+                    error: "the message's sender no longer exists".to_owned(),
+                }),
                 Some(sender) => match self.deliver(state, &lease, sender, &message).await {
-                    Ok(result) => result,
+                    Ok(attempt) => attempt,
                     Err(error) => {
                         tracing::error!(?error, message = %message.id, "preparing a send");
-                        (
-                            Outcome::Retry {
-                                at: state.now() + Duration::seconds(5),
-                                error: format!("{error:?}"),
-                            },
-                            None,
-                            None,
-                        )
+                        Attempt::just(Outcome::Retry {
+                            at: state.now() + Duration::seconds(5),
+                            error: format!("{error:?}"),
+                        })
                     }
                 },
             },
         };
         SendCompletion {
             lease,
-            outcome,
+            outcome: attempt.outcome,
             message: message_id,
-            provider_message_id,
-            status,
+            provider_message_id: attempt.provider_message_id,
+            status: attempt.status,
+            follow_ups: attempt.follow_ups,
         }
     }
 
@@ -266,7 +275,7 @@ impl Dispatcher {
         lease: &Lease,
         sender: &Sender,
         message: &Message,
-    ) -> Result<(Outcome, Option<String>, Option<StatusEvent>)> {
+    ) -> Result<Attempt> {
         let job = &lease.job;
         let now = state.now();
         // Sent by an earlier attempt whose result was recorded: never send twice.
@@ -276,19 +285,18 @@ impl Dispatcher {
                 DeliveryStatus::Queued | DeliveryStatus::Scheduled
             )
         {
-            return Ok((Outcome::Done, None, None));
+            return Ok(Attempt::just(Outcome::Done));
         }
         let failed = |error: MessageError| {
             let reason = error.reason.clone();
-            (
-                Outcome::Dead { error: reason },
-                None,
-                Some(StatusEvent {
+            Attempt {
+                status: Some(StatusEvent {
                     status: DeliveryStatus::Failed,
                     at: now,
                     error: Some(error),
                 }),
-            )
+                ..Attempt::just(Outcome::Dead { error: reason })
+            }
         };
         let due = message.send_at.unwrap_or(message.created_at);
         if now > due + self.settings.expiry {
@@ -304,17 +312,13 @@ impl Dispatcher {
             if matches!(sender.provider, ProviderConfig::WhatsappCloud(_))
                 && now < interrupted + self.settings.in_flight_grace
             {
-                return Ok((
-                    Outcome::Defer {
-                        at: interrupted + self.settings.in_flight_grace,
-                    },
-                    None,
-                    None,
-                ));
+                return Ok(Attempt::just(Outcome::Defer {
+                    at: interrupted + self.settings.in_flight_grace,
+                }));
             }
         }
         if let Some(until) = self.held(sender.id, message.contact_id, now) {
-            return Ok((Outcome::Defer { at: until }, None, None));
+            return Ok(Attempt::just(Outcome::Defer { at: until }));
         }
         if let Some(error) = self.still_allowed(state, sender, message).await? {
             return Ok(failed(error));
@@ -336,16 +340,26 @@ impl Dispatcher {
             None => MessagingType::Response,
         };
         tokio::time::sleep_until(self.pacer.reserve(sender.id, sender.rate_limit())).await;
-        match self.send(sender, &request, messaging).await {
-            Ok(provider_id) => Ok((
-                Outcome::Done,
-                Some(provider_id),
-                Some(StatusEvent {
+        let sent = match &sender.provider {
+            ProviderConfig::Sandbox => {
+                crate::sandbox::accept(state, sender, message, &request).await?
+            }
+            _ => self
+                .send(sender, &request, messaging)
+                .await
+                .map(|id| (id, Vec::new())),
+        };
+        match sent {
+            Ok((provider_id, follow_ups)) => Ok(Attempt {
+                outcome: Outcome::Done,
+                provider_message_id: Some(provider_id),
+                status: Some(StatusEvent {
                     status: DeliveryStatus::Sent,
                     at: state.now(),
                     error: None,
                 }),
-            )),
+                follow_ups,
+            }),
             Err(SendError::Retryable {
                 after,
                 scope,
@@ -365,7 +379,7 @@ impl Dispatcher {
                             }
                             RetryScope::Message => {}
                         }
-                        Ok((Outcome::Retry { at, error: reason }, None, None))
+                        Ok(Attempt::just(Outcome::Retry { at, error: reason }))
                     }
                     _ => Ok(failed(MessageError {
                         code: "retries_exhausted".to_owned(),
@@ -658,8 +672,9 @@ impl Dispatcher {
         };
         let (base, http, provider) = match &sender.provider {
             ProviderConfig::Sandbox => {
-                // The sandbox accepts everything at once; its simulated customers live elsewhere.
-                return Ok(format!("sandbox.{}", MessageId::new()));
+                return Err(permanent(
+                    "sandbox senders are answered by the simulation".to_owned(),
+                ))
             }
             ProviderConfig::WhatsappCloud(c) => (
                 c.api_base_url.clone(),

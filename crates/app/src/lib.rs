@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod inbound;
 pub mod messages;
 pub mod patch;
+pub mod sandbox;
 pub mod senders;
 pub mod sending;
 pub mod settings;

@@ -9,6 +9,7 @@ pub mod events;
 pub mod messenger_send;
 pub mod messenger_webhook;
 pub mod outbound;
+pub mod sandbox;
 pub mod signature;
 pub mod twilio_send;
 pub mod twilio_webhook;

@@ -34,6 +34,9 @@ pub struct RawConfig {
     /// After a node stopped mid-send, seconds to wait for WhatsApp's statuses to tell whether
     /// the message went, before sending it again (`SWITCHBOARD_DISPATCH_IN_FLIGHT_GRACE_SECONDS`).
     pub dispatch_in_flight_grace_seconds: u32,
+    /// Whether the sandbox's simulated customers act (deliver, read, answer) on what sandbox
+    /// senders send (`SWITCHBOARD_SANDBOX_CUSTOMERS`). Off, their actions wait in the queue.
+    pub sandbox_customers: bool,
 }
 
 impl Default for RawConfig {
@@ -47,6 +50,7 @@ impl Default for RawConfig {
             log_format: "text".to_owned(),
             dispatch_lease_seconds: 60,
             dispatch_in_flight_grace_seconds: 120,
+            sandbox_customers: true,
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct Config {
     pub bootstrap_token: Option<SecretString>,
     pub log_format: LogFormat,
     pub dispatch: switchboard_app::dispatch::DispatchSettings,
+    pub sandbox_customers: bool,
 }
 
 impl Config {
@@ -116,11 +121,29 @@ impl Config {
                         | "log_format"
                         | "dispatch_lease_seconds"
                         | "dispatch_in_flight_grace_seconds"
+                        | "sandbox_customers"
                 );
                 known.then_some((key, v))
             })
             .collect();
         for (key, value) in env {
+            // The environment holds only strings; a switch is read as one here, so `false`
+            // means off rather than failing to be a boolean.
+            if key == "sandbox_customers" {
+                match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "on" | "yes" => {
+                        figment = figment.merge(Serialized::default(&key, true));
+                    }
+                    "false" | "0" | "off" | "no" => {
+                        figment = figment.merge(Serialized::default(&key, false));
+                    }
+                    other => problems.push(format!(
+                        "SWITCHBOARD_{}={other:?}: expected true or false",
+                        key.to_ascii_uppercase()
+                    )),
+                }
+                continue;
+            }
             figment = figment.merge(Serialized::default(&key, value));
         }
         figment = figment.merge(Serialized::defaults(flags));
@@ -196,6 +219,7 @@ impl Config {
         Some(Config {
             listen: listen?,
             dispatch,
+            sandbox_customers: raw.sandbox_customers,
             database_url,
             data_dir: raw.data_dir,
             public_url,

@@ -43,6 +43,7 @@ pub struct RunningServer {
     task: JoinHandle<std::io::Result<()>>,
     processor: JoinHandle<()>,
     dispatcher: JoinHandle<()>,
+    simulator: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -57,6 +58,10 @@ impl RunningServer {
         // A send in flight when stopped keeps its lease until it expires, then is retried;
         // the provider id check stops a message recorded as sent from going twice.
         self.dispatcher.abort();
+        // Simulated customers' actions are durable jobs: they resume after the next start.
+        if let Some(simulator) = &self.simulator {
+            simulator.abort();
+        }
         self.state.store().close().await;
         Ok(())
     }
@@ -120,6 +125,9 @@ pub async fn start(
             config.dispatch.clone(),
         ),
     ));
+    let simulator = config
+        .sandbox_customers
+        .then(|| tokio::spawn(simulate(state.clone())));
     tracing::info!(%addr, database = state.store().backend().as_str(), "switchboard is listening");
     Ok((
         RunningServer {
@@ -129,6 +137,7 @@ pub async fn start(
             task,
             processor,
             dispatcher,
+            simulator,
         },
         generated,
     ))
@@ -162,6 +171,28 @@ async fn dispatch(state: AppState, dispatcher: switchboard_app::dispatch::Dispat
             Err(error) => tracing::error!(?error, "dispatching"),
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Carries out the sandbox customers' actions as they fall due. Sleeping until the next one
+/// (at most a second, so actions queued meanwhile are not late) keeps an idle server quiet.
+async fn simulate(state: AppState) {
+    loop {
+        match switchboard_app::sandbox::run_once(&state).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(error) => tracing::error!(?error, "running the sandbox"),
+        }
+        let wait = match state
+            .store()
+            .next_due(switchboard_app::sandbox::SANDBOX_QUEUE)
+            .await
+        {
+            Ok(Some(at)) => (at - state.now())
+                .clamp(time::Duration::milliseconds(50), time::Duration::seconds(1)),
+            _ => time::Duration::seconds(1),
+        };
+        tokio::time::sleep(wait.unsigned_abs()).await;
     }
 }
 

@@ -24,6 +24,8 @@ pub struct SendCompletion {
     pub provider_message_id: Option<String>,
     /// The status the attempt moved the message to (sent, or failed with the reason).
     pub status: Option<StatusEvent>,
+    /// Jobs that follow from the attempt, enqueued only if the lease still held.
+    pub follow_ups: Vec<NewJob>,
 }
 
 /// A message row, joined with one of its status events (or none).
@@ -633,7 +635,13 @@ impl Store {
                         apply_status!(tx, &id, event);
                     }
                 }
-                held.push(finish_job_in!(tx, &c.lease, &c.outcome, now));
+                let finished = finish_job_in!(tx, &c.lease, &c.outcome, now);
+                if finished {
+                    for job in &c.follow_ups {
+                        insert_job!(tx, job, now);
+                    }
+                }
+                held.push(finished);
             }
             held
         });

@@ -484,6 +484,15 @@ async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
         at,
         error: None,
     };
+    let follow_up = |id: &str| NewJob {
+        id: id.to_owned(),
+        queue: "sandbox".into(),
+        kind: "status".into(),
+        payload: json!({}),
+        dedupe_key: None,
+        run_at: t + Duration::seconds(1),
+        expires_at: None,
+    };
     let completions = vec![
         SendCompletion {
             lease: by_message(&messages[0]),
@@ -491,6 +500,7 @@ async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
             message: Some(messages[0].id),
             provider_message_id: Some("wamid.ONE".into()),
             status: Some(sent(t)),
+            follow_ups: vec![follow_up("after-one")],
         },
         SendCompletion {
             lease: by_message(&messages[1]),
@@ -500,6 +510,7 @@ async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
             message: Some(messages[1].id),
             provider_message_id: None,
             status: None,
+            follow_ups: Vec::new(),
         },
         SendCompletion {
             lease: lost,
@@ -507,10 +518,20 @@ async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
             message: Some(messages[2].id),
             provider_message_id: Some("wamid.THREE".into()),
             status: Some(sent(t)),
+            follow_ups: vec![follow_up("after-three")],
         },
     ];
     let held = store.complete_sends(&completions, t).await.unwrap();
     assert_eq!(held, vec![true, true, false]);
+    // What follows a send is enqueued with it, unless another worker holds the job now.
+    let followed: Vec<String> = store
+        .queued_jobs("sandbox")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(followed, ["after-one"]);
     let one = store.get_message(messages[0].id).await.unwrap();
     assert_eq!(one.provider_message_id.as_deref(), Some("wamid.ONE"));
     assert_eq!(one.status, DeliveryStatus::Sent);

@@ -4,7 +4,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use switchboard::config::{Config, FlagOverrides};
 use switchboard::RunningServer;
-use switchboard_app::SystemClock;
+use switchboard_app::{Clock, SystemClock};
 use switchboard_core::message::{
     ChannelTemplateType, DeliveryStatus, Direction, Message, StatusEvent,
 };
@@ -77,6 +77,12 @@ pub fn test_config(db_url: &str, data_dir: &std::path::Path) -> Config {
                 "SWITCHBOARD_DATA_DIR".to_owned(),
                 data_dir.display().to_string(),
             ),
+            // Tests that use the sandbox's simulated customers turn them on (`with_customers`);
+            // elsewhere a sandbox sender only accepts, so nothing answers behind a test's back.
+            (
+                "SWITCHBOARD_SANDBOX_CUSTOMERS".to_owned(),
+                "false".to_owned(),
+            ),
         ],
         FlagOverrides::default(),
     )
@@ -85,9 +91,20 @@ pub fn test_config(db_url: &str, data_dir: &std::path::Path) -> Config {
 
 impl TestApp {
     pub async fn spawn(db: TestDb) -> TestApp {
+        Self::spawn_with_clock(db, Arc::new(SystemClock)).await
+    }
+
+    /// A server whose clock the test sets (its workers run on it too).
+    pub async fn spawn_with_clock(db: TestDb, clock: Arc<dyn Clock>) -> TestApp {
+        Self::spawn_with(db, clock, false).await
+    }
+
+    /// A server on `clock`, with the sandbox's simulated customers acting if `customers`.
+    pub async fn spawn_with(db: TestDb, clock: Arc<dyn Clock>, customers: bool) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let config = test_config(db.url(), dir.path());
-        let (server, _) = switchboard::start(&config, Arc::new(SystemClock))
+        let mut config = test_config(db.url(), dir.path());
+        config.sandbox_customers = customers;
+        let (server, _) = switchboard::start(&config, clock)
             .await
             .expect("server starts");
         TestApp {

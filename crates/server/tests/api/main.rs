@@ -7,6 +7,7 @@ mod contacts;
 mod dispatch;
 mod messages;
 mod policy;
+mod sandbox;
 mod senders;
 mod system;
 mod tokens;
