@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use switchboard_channels::outbound::{OutboundBody, OutboundRequest, Recipient};
 use switchboard_channels::sandbox::{self as sim, Action, Persona};
 use switchboard_channels::SendError;
+use switchboard_core::consent::{current_status, ConsentStatus};
 use switchboard_core::message::{DeliveryStatus, Message, StatusEvent};
 use switchboard_core::sender::Sender;
 use switchboard_core::{Channel, MessageId, SenderId};
@@ -47,12 +48,18 @@ pub(crate) async fn accept(
         .await
         .map_err(AppError::Internal)?;
     let (text, choices) = what_they_see(message, &request.body);
+    let consent = state
+        .store()
+        .consent_events(contact.id, Some(sender.channel))
+        .await
+        .map_err(AppError::Internal)?;
     let delivery = sim::Delivery {
         channel: sender.channel,
         persona: persona_of(&contact.fields),
         text: &text,
         choices: &choices,
         business_initiated: message.business_initiated,
+        opt_in_pending: current_status(&consent, sender.channel) == ConsentStatus::Requested,
         seed: seed(message.id),
     };
     let plan = match sim::accept(&delivery) {

@@ -90,6 +90,8 @@ pub struct Delivery<'a> {
     pub choices: &'a [String],
     /// A template sent outside a window the customer opened.
     pub business_initiated: bool,
+    /// The business asked this customer to opt in and they have not answered yet.
+    pub opt_in_pending: bool,
     /// Varies delays and replies between messages, reproducibly (derive it from the message id).
     pub seed: u64,
 }
@@ -159,13 +161,8 @@ pub fn accept(delivery: &Delivery<'_>) -> Result<Vec<Scheduled>, SendError> {
     Ok(plan)
 }
 
-fn asks_for_opt_in(text: &str) -> bool {
-    let text = text.to_lowercase();
-    text.contains("reply yes") || text.contains("opt in") || text.contains("opt-in")
-}
-
 fn reply(delivery: &Delivery<'_>) -> Option<String> {
-    let opt_in = asks_for_opt_in(delivery.text);
+    let opt_in = delivery.opt_in_pending;
     match delivery.persona {
         Persona::Quiet | Persona::NoWhatsapp => None,
         Persona::Declines if opt_in => Some("NO".to_owned()),
@@ -193,6 +190,7 @@ mod tests {
             text,
             choices: &[],
             business_initiated: false,
+            opt_in_pending: false,
             seed: 1234,
         }
     }
@@ -246,11 +244,18 @@ mod tests {
     #[test]
     fn opt_in_requests_are_answered_by_persona() {
         let ask = "Would you like updates? Reply YES to agree or NO to decline.";
-        let answer = |p| replies(&accept(&delivery(p, ask)).unwrap()).join("");
+        let answer = |p| {
+            let mut d = delivery(p, ask);
+            d.opt_in_pending = true;
+            replies(&accept(&d).unwrap()).join("")
+        };
         assert_eq!(answer(Persona::Responsive), "YES");
         assert_eq!(answer(Persona::Declines), "NO");
         assert_eq!(answer(Persona::Quiet), "");
         assert_eq!(answer(Persona::Late), "YES");
+        // Once answered, the confirmation (which says how to opt in again) is no question.
+        let confirmation = "You will not receive WhatsApp messages from us. Reply YES to opt in.";
+        assert!(replies(&accept(&delivery(Persona::Declines, confirmation)).unwrap()).is_empty());
     }
 
     #[test]

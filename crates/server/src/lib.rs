@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod config;
+pub mod demo;
 pub mod telemetry;
 mod webhooks;
 
@@ -213,7 +214,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     server.stop().await
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -49,6 +49,9 @@ struct Flags {
 enum Command {
     /// Run the server.
     Serve,
+    /// Run the server with sandbox senders, simulated customers and sample data, and show what
+    /// happens. Its data goes to ./switchboard-demo unless a data directory or database is given.
+    Demo,
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Manage API tokens.
@@ -94,10 +97,22 @@ enum UserCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let demo = matches!(cli.command, Command::Demo);
+    // The demo keeps its sample data apart from a real installation's, unless told where.
+    let data_dir = match cli.flags.data_dir {
+        None if demo
+            && cli.flags.database_url.is_none()
+            && std::env::var_os("SWITCHBOARD_DATA_DIR").is_none()
+            && std::env::var_os("SWITCHBOARD_DATABASE_URL").is_none() =>
+        {
+            Some(PathBuf::from("switchboard-demo"))
+        }
+        other => other,
+    };
     let flags = FlagOverrides {
         listen: cli.flags.listen,
         database_url: cli.flags.database_url,
-        data_dir: cli.flags.data_dir,
+        data_dir,
         public_url: cli.flags.public_url,
         log_format: cli.flags.log_format,
     };
@@ -111,7 +126,13 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    switchboard::telemetry::init(config.log_format);
+    // The demo prints a feed of what happens; request logs would bury it.
+    let default_filter = if demo {
+        "warn"
+    } else {
+        switchboard::telemetry::DEFAULT_FILTER
+    };
+    switchboard::telemetry::init(config.log_format, default_filter);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -122,6 +143,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => switchboard::serve(config).await,
+        Command::Demo => switchboard::demo::run(config).await,
         Command::Migrate => {
             let store = switchboard::open_store(&config).await?;
             println!("{} schema is up to date", store.backend().as_str());

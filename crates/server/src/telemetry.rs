@@ -8,10 +8,13 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default filter.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+/// What is logged unless `RUST_LOG` says otherwise.
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=info";
+
+/// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
+pub fn init(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let registry = tracing_subscriber::registry().with(filter);
     // Logs go to stderr so that what the CLI prints on stdout (a token, an id) can be piped.
     let ansi = std::io::stderr().is_terminal();

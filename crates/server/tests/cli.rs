@@ -169,7 +169,106 @@ async fn serve_starts_with_no_setup_and_stops_gracefully(db: TestDb) {
     assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
 }
 
+/// Starts `switchboard demo` and hands its stdout lines over a channel, so waits can time out.
+fn start_demo(
+    db: &TestDb,
+    dir: &std::path::Path,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = switchboard(db, dir)
+        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Reads lines until one satisfies `want`; all lines read so far come back with it.
+fn read_until(rx: &std::sync::mpsc::Receiver<String>, want: impl Fn(&str) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = want(&line);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!(
+        "the demo never printed what was awaited; it printed:\n{}",
+        seen.join("\n")
+    );
+}
+
+fn terminate(mut child: std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+}
+
+/// `demo` seeds a fresh database, prints how to reach it, and its simulated customers come
+/// alive: messages are read and answered, a customer declines the opt-in request. A second
+/// start keeps what is there.
+async fn the_demo_comes_alive(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, rx) = start_demo(&db, dir.path());
+    let banner = read_until(&rx, |l| l.contains("as it happens"));
+    let base = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("Switchboard demo: "))
+        .expect("the demo's URL")
+        .to_owned();
+    let token = banner
+        .iter()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("sb_")))
+        .expect("an API token")
+        .to_owned();
+    let feed = read_until(&rx, |l| l.contains("Dee Dubois (whatsapp) wrote: \"NO\""));
+    assert!(feed.iter().any(|l| l.contains("is read")), "{feed:#?}");
+    let client = reqwest::Client::new();
+    let contacts: serde_json::Value = client
+        .get(format!("{base}/api/v1/contacts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(contacts["items"].as_array().unwrap().len(), 6);
+    terminate(child);
+
+    let (child, rx) = start_demo(&db, dir.path());
+    let banner = read_until(&rx, |l| l.contains("as it happens"));
+    assert!(
+        banner.iter().any(|l| l.contains("nothing was seeded")),
+        "{banner:#?}"
+    );
+    terminate(child);
+}
+
 both_backends!(
+    the_demo_comes_alive,
     operators_create_users_and_tokens_from_the_command_line,
     bad_configuration_is_reported_whole,
     serve_starts_with_no_setup_and_stops_gracefully,
