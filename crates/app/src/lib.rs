@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod inbound;
 pub mod messages;
 pub mod patch;
+mod provider;
 pub mod senders;
 pub mod sending;
 pub mod settings;

@@ -53,6 +53,9 @@ pub struct AppState {
 struct Inner {
     store: Store,
     clock: Arc<dyn Clock>,
+    /// For calls to providers made by use cases (template submission); one client so that
+    /// connections to the Graph API are reused.
+    http: reqwest::Client,
     /// Wakes the webhook processor when a webhook has been stored.
     webhooks: tokio::sync::Notify,
 }
@@ -63,6 +66,10 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 clock,
+                http: reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(30))
+                    .build()
+                    .unwrap_or_default(),
                 webhooks: tokio::sync::Notify::new(),
             }),
         }
@@ -70,6 +77,10 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
     }
 
     /// Tells the webhook processor there is work.

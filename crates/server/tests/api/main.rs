@@ -9,6 +9,7 @@ mod messages;
 mod policy;
 mod senders;
 mod system;
+mod template_submission;
 mod tokens;
 mod users;
 mod webhooks;
