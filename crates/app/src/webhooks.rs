@@ -338,7 +338,9 @@ async fn apply_message(state: &AppState, m: ev::InboundMessage) -> Result<()> {
             filename: file.filename.clone(),
             caption: m.text.clone(),
             size_bytes: None,
-            sha256: file.sha256.clone(),
+            sha256: None,
+            provider_sha256: file.sha256.clone(),
+            download: None,
         })
     });
     let text = match (&media, &m.text) {

@@ -43,6 +43,7 @@ pub struct RunningServer {
     task: JoinHandle<std::io::Result<()>>,
     processor: JoinHandle<()>,
     dispatcher: JoinHandle<()>,
+    media: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -57,6 +58,8 @@ impl RunningServer {
         // A send in flight when stopped keeps its lease until it expires, then is retried;
         // the provider id check stops a message recorded as sent from going twice.
         self.dispatcher.abort();
+        // A download cut short leaves only a partial file; its job is retried after the lease.
+        self.media.abort();
         self.state.store().close().await;
         Ok(())
     }
@@ -75,7 +78,7 @@ pub async fn start(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(RunningServer, Option<String>)> {
     let store = open_store(config).await?;
-    let state = AppState::new(store, clock);
+    let state = AppState::with_data_dir(store, clock, config.data_dir.clone());
     let bootstrap = switchboard_app::auth::bootstrap(
         &state,
         config.bootstrap_token.as_ref().map(|t| t.expose_secret()),
@@ -120,6 +123,10 @@ pub async fn start(
             config.dispatch.clone(),
         ),
     ));
+    let media = tokio::spawn(fetch_media(
+        state.clone(),
+        switchboard_app::media::MediaFetcher::default(),
+    ));
     tracing::info!(%addr, database = state.store().backend().as_str(), "switchboard is listening");
     Ok((
         RunningServer {
@@ -129,6 +136,7 @@ pub async fn start(
             task,
             processor,
             dispatcher,
+            media,
         },
         generated,
     ))
@@ -162,6 +170,20 @@ async fn dispatch(state: AppState, dispatcher: switchboard_app::dispatch::Dispat
             Err(error) => tracing::error!(?error, "dispatching"),
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Downloads inbound media when a download is queued, and every second for retries that fell
+/// due (or work another node queued).
+async fn fetch_media(state: AppState, fetcher: switchboard_app::media::MediaFetcher) {
+    loop {
+        match fetcher.run_once(&state).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(error) => tracing::error!(?error, "fetching media"),
+        }
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(1), state.media_waiting()).await;
     }
 }
 

@@ -5,6 +5,7 @@ mod helpers;
 
 mod contacts;
 mod dispatch;
+mod media;
 mod messages;
 mod policy;
 mod senders;
