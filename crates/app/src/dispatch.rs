@@ -520,15 +520,7 @@ impl Dispatcher {
     ) -> Result<()> {
         let store = state.store();
         match code {
-            "token_expired" => {
-                let mut sender = sender.clone();
-                sender.health.token_status = TokenStatus::Expired;
-                sender.updated_at = state.now();
-                store
-                    .update_sender(&sender)
-                    .await
-                    .map_err(AppError::Internal)?;
-            }
+            "token_expired" => crate::senders::mark_token_expired(state, sender).await?,
             "not_on_whatsapp" => {
                 store
                     .set_whatsapp_unavailable(message.contact_id, Some(state.now()))
@@ -665,11 +657,7 @@ impl Dispatcher {
         request: &OutboundRequest,
         messaging: MessagingType,
     ) -> std::result::Result<String, SendError> {
-        let permanent = |reason: String| SendError::Permanent {
-            code: "invalid_request",
-            provider_code: None,
-            reason,
-        };
+        let permanent = crate::provider::invalid;
         let (base, http, provider) = match &sender.provider {
             ProviderConfig::Sandbox => {
                 return Err(permanent(
@@ -721,57 +709,18 @@ impl Dispatcher {
                 )
             }
         };
-        let url = format!("{}{}", base.trim_end_matches('/'), http.path);
-        let method = reqwest::Method::from_bytes(http.method.as_bytes())
-            .map_err(|e| permanent(e.to_string()))?;
-        let mut builder = self
-            .client
-            .request(method, &url)
-            .header("content-type", http.body.content_type())
-            .body(http.body.encode());
-        for (name, value) in &http.headers {
-            builder = builder.header(name, value);
-        }
-        let response = match builder.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(SendError::Retryable {
-                    after: None,
-                    scope: switchboard_channels::RetryScope::Sender,
-                    provider_code: None,
-                    reason: format!("the provider could not be reached: {e}"),
-                })
-            }
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.bytes().await.unwrap_or_default();
-        if (200..300).contains(&status) {
+        let answer = crate::provider::execute(&self.client, &base, &http).await?;
+        if answer.is_success() {
             let receipt = match provider {
-                Channel::Whatsapp => switchboard_channels::parse_whatsapp_success(&body),
-                Channel::Messenger => switchboard_channels::parse_messenger_success(&body),
-                Channel::Sms => switchboard_channels::parse_twilio_success(&body),
+                Channel::Whatsapp => switchboard_channels::parse_whatsapp_success(&answer.body),
+                Channel::Messenger => switchboard_channels::parse_messenger_success(&answer.body),
+                Channel::Sms => switchboard_channels::parse_twilio_success(&answer.body),
             };
             return receipt
                 .map(|r| r.message_id)
                 .map_err(|e| permanent(format!("an unreadable answer from the provider: {e:?}")));
         }
-        let retry_after = retry_after.as_deref();
-        Err(match provider {
-            Channel::Whatsapp => {
-                switchboard_channels::errors::classify_whatsapp(status, &body, retry_after)
-            }
-            Channel::Messenger => {
-                switchboard_channels::errors::classify_messenger(status, &body, retry_after)
-            }
-            Channel::Sms => {
-                switchboard_channels::errors::classify_twilio(status, &body, retry_after)
-            }
-        })
+        Err(answer.error(provider))
     }
 }
 

@@ -34,6 +34,15 @@ pub enum AppError {
     /// is allowed instead.
     #[error("refused: {}", .0.refusal().map(|(c, _)| c.as_str()).unwrap_or_default())]
     PolicyRefused(Box<switchboard_core::policy::Decision>),
+    /// A provider (Meta, Twilio) refused or failed a call made on the caller's behalf. `code`
+    /// is the classification of `switchboard_channels::errors` (`token_expired`,
+    /// `provider_error`...), or `provider_unavailable` when trying again later may work.
+    #[error("{detail}")]
+    Provider {
+        code: &'static str,
+        provider_code: Option<String>,
+        detail: String,
+    },
     #[error("internal error")]
     Internal(#[source] StoreError),
 }

@@ -10,7 +10,8 @@ use switchboard_core::consent::{
 };
 use switchboard_core::contact::Contact;
 use switchboard_core::message::{
-    ChannelTemplateType, DeliveryStatus, Direction, Media, Message, StatusEvent,
+    ChannelTemplateType, DeliveryStatus, Direction, Media, MediaDownloadStatus, Message,
+    StatusEvent,
 };
 use switchboard_core::policy::SystemPurpose;
 use switchboard_core::validation::optional_text;
@@ -282,7 +283,12 @@ pub(crate) async fn receive(state: &AppState, input: InboundInput) -> Result<Cre
         conversation_id: Some(conversation),
         text,
         template: None,
-        media: input.media,
+        // Whether and where the file is stored is ours to say, never the caller's.
+        media: input.media.map(|m| Media {
+            sha256: None,
+            download: None,
+            ..m
+        }),
         channel_template_type: ChannelTemplateType::Session,
         status: DeliveryStatus::Received,
         status_history: vec![StatusEvent {
@@ -304,8 +310,19 @@ pub(crate) async fn receive(state: &AppState, input: InboundInput) -> Result<Cre
         created_at: now,
         updated_at: now,
     };
-    match store.record_inbound(&message, consent.as_ref()).await {
+    let mut message = message;
+    let download = crate::media::download_job(&sender, &message, now);
+    if let (Some(_), Some(media)) = (&download, message.media.as_mut()) {
+        media.download = Some(MediaDownloadStatus::Pending);
+    }
+    match store
+        .record_inbound(&message, consent.as_ref(), download.as_ref())
+        .await
+    {
         Ok(()) => {
+            if download.is_some() {
+                state.wake_media();
+            }
             if let Some(event) = &consent {
                 confirm(state, &sender, event).await;
             }

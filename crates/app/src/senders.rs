@@ -246,3 +246,17 @@ pub async fn delete_sender(state: &AppState, principal: &Principal, id: SenderId
         .await
         .map_err(sender_store_error)
 }
+
+/// Records that the provider refused the sender's credentials (R8.5): sends from it stop
+/// until an admin replaces them. Whatever call found out (a send, a template submission, a
+/// media download) records it the same way.
+pub(crate) async fn mark_token_expired(state: &AppState, sender: &Sender) -> Result<()> {
+    let mut sender = sender.clone();
+    sender.health.token_status = switchboard_core::sender::TokenStatus::Expired;
+    sender.updated_at = state.now();
+    state
+        .store()
+        .update_sender(&sender)
+        .await
+        .map_err(AppError::Internal)
+}

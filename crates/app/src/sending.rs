@@ -661,6 +661,8 @@ pub(crate) async fn send_as(
                 caption: allowed.text.clone(),
                 size_bytes: m.size_bytes,
                 sha256: None,
+                provider_sha256: None,
+                download: None,
             }),
         ),
         _ => (allowed.text.clone(), None),

@@ -1,3 +1,4 @@
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use switchboard_core::time::truncate_to_millis;
@@ -53,23 +54,65 @@ pub struct AppState {
 struct Inner {
     store: Store,
     clock: Arc<dyn Clock>,
+    /// Where files live (inbound media under `media/`), whichever database holds the rows.
+    data_dir: PathBuf,
+    /// For calls to providers made by use cases (template submission); one client so that
+    /// connections to the Graph API are reused. Media downloads have their own, without an
+    /// overall timeout.
+    http: reqwest::Client,
     /// Wakes the webhook processor when a webhook has been stored.
     webhooks: tokio::sync::Notify,
+    /// Wakes the media fetcher when a download has been queued.
+    media: tokio::sync::Notify,
 }
 
 impl AppState {
+    /// A state whose files go under `./switchboard-data` (the configuration's default).
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self::with_data_dir(store, clock, PathBuf::from("./switchboard-data"))
+    }
+
+    pub fn with_data_dir(store: Store, clock: Arc<dyn Clock>, data_dir: PathBuf) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 clock,
+                data_dir,
+                http: reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(30))
+                    .build()
+                    .unwrap_or_default(),
                 webhooks: tokio::sync::Notify::new(),
+                media: tokio::sync::Notify::new(),
             }),
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// Where inbound media are kept, one file per content hash.
+    pub fn media_dir(&self) -> PathBuf {
+        self.inner.data_dir.join("media")
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Tells the media fetcher there is work.
+    pub fn wake_media(&self) {
+        self.inner.media.notify_one();
+    }
+
+    /// Waits until a download has been queued since the last wait.
+    pub async fn media_waiting(&self) {
+        self.inner.media.notified().await;
     }
 
     /// Tells the webhook processor there is work.

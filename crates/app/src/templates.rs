@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use switchboard_channels::SendError;
+use switchboard_core::sender::ProviderConfig;
 use switchboard_core::template::{
     validate_template, MessageTag, Template, TemplateButton, TemplateCategory, TemplateContent,
     TemplateHeader, TemplateInput, TemplateStatus, TemplateTransition,
@@ -279,15 +281,20 @@ pub async fn delete_template(
         .map_err(template_store_error)
 }
 
-/// Submits a WhatsApp template for Meta's review (draft or rejected -> pending). The
-/// submission itself is queued for the provider connector.
+/// Submits a WhatsApp template for Meta's review (draft or rejected -> pending).
+///
+/// For a WhatsApp Cloud sender the template goes to Meta's template API: Meta's id is kept on
+/// the template and the status Meta answered is recorded step by step (submitted -> pending,
+/// then approved or rejected when Meta decided at once). If Meta refuses the submission the
+/// template stays as it was and the caller gets Meta's reason. Other senders (the sandbox) only
+/// move the template to pending.
 pub async fn submit_template(
     state: &AppState,
     principal: &Principal,
     id: TemplateId,
 ) -> Result<Template> {
     principal.require(Permission::TemplatesWrite)?;
-    let (_, sender) = template_and_sender(state, id).await?;
+    let (template, sender) = template_and_sender(state, id).await?;
     if sender.channel != Channel::Whatsapp {
         return Err(AppError::Conflict {
             code: "no_approval_needed",
@@ -296,7 +303,198 @@ pub async fn submit_template(
             detail: format!("{} templates need no approval", sender.channel),
         });
     }
-    transition(state, id, TemplateStatus::Pending, None, actor(principal)).await
+    let ProviderConfig::WhatsappCloud(config) = &sender.provider else {
+        return transition(state, id, TemplateStatus::Pending, None, actor(principal)).await;
+    };
+    // Checked before Meta hears of it: a submission the lifecycle then refused to record
+    // would leave Meta reviewing a template we do not consider submitted.
+    if !template.status.can_transition_to(TemplateStatus::Pending) {
+        return Err(invalid_transition(template.status, TemplateStatus::Pending));
+    }
+    let request = switchboard_channels::whatsapp_template_submission(
+        &config.waba_id,
+        config.access_token.expose(),
+        &template.content,
+    );
+    // No transaction is open here: the call may take seconds.
+    let submitted = match crate::provider::execute(state.http(), &config.api_base_url, &request)
+        .await
+    {
+        Ok(answer) if answer.is_success() => {
+            switchboard_channels::parse_template_submitted(&answer.body).map_err(|e| {
+                AppError::Provider {
+                    code: "provider_error",
+                    provider_code: None,
+                    detail: format!("Meta accepted the template but its answer is unreadable: {e}"),
+                }
+            })?
+        }
+        Ok(answer) => return Err(refused(state, &sender, answer.error(Channel::Whatsapp)).await),
+        Err(error) => return Err(refused(state, &sender, error).await),
+    };
+    tracing::info!(template = %id, provider_template_id = %submitted.id, status = %submitted.status, "template submitted to Meta");
+    state
+        .store()
+        .set_template_provider_id(id, &submitted.id, state.now())
+        .await
+        .map_err(template_store_error)?;
+    let mut current = transition(
+        state,
+        id,
+        TemplateStatus::Pending,
+        Some(format!("submitted to Meta as template {}", submitted.id)),
+        actor(principal),
+    )
+    .await?;
+    if let Some(verdict) = meta_status(&submitted.status) {
+        if verdict != TemplateStatus::Pending && current.status.can_transition_to(verdict) {
+            current = transition(
+                state,
+                id,
+                verdict,
+                Some(format!("Meta answered {}", submitted.status)),
+                PROVIDER_ACTOR.to_owned(),
+            )
+            .await?;
+        }
+    }
+    Ok(current)
+}
+
+/// Who a step recorded from the provider's word is attributed to.
+const PROVIDER_ACTOR: &str = "provider";
+
+/// Our status for one of Meta's template statuses; `None` for those that change nothing here
+/// (`IN_APPEAL`, `FLAGGED`, ...).
+fn meta_status(status: &str) -> Option<TemplateStatus> {
+    match status.to_ascii_uppercase().as_str() {
+        "PENDING" => Some(TemplateStatus::Pending),
+        "APPROVED" | "REINSTATED" => Some(TemplateStatus::Approved),
+        "REJECTED" => Some(TemplateStatus::Rejected),
+        "PAUSED" => Some(TemplateStatus::Paused),
+        "DISABLED" => Some(TemplateStatus::Disabled),
+        _ => None,
+    }
+}
+
+/// Meta refused or could not take a submission: the caller hears why, and an expired token
+/// is recorded on the sender just as a failed send records it.
+async fn refused(
+    state: &AppState,
+    sender: &switchboard_core::sender::Sender,
+    error: SendError,
+) -> AppError {
+    if error.code() == Some(switchboard_channels::errors::codes::TOKEN_EXPIRED) {
+        if let Err(e) = crate::senders::mark_token_expired(state, sender).await {
+            return e;
+        }
+    }
+    match error {
+        SendError::Retryable {
+            reason,
+            provider_code,
+            ..
+        } => AppError::Provider {
+            code: "provider_unavailable",
+            provider_code,
+            detail: format!("Meta could not take the template now; try again later: {reason}"),
+        },
+        SendError::Permanent {
+            code,
+            provider_code,
+            reason,
+        } => AppError::Provider {
+            code,
+            provider_code,
+            detail: format!("Meta refused the template: {reason}"),
+        },
+    }
+}
+
+/// Applies Meta's `message_template_status_update` webhook to the template it names: by
+/// Meta's id when we have it, else by name and language among the account's senders.
+pub(crate) async fn apply_provider_status(
+    state: &AppState,
+    senders: &[switchboard_core::sender::Sender],
+    update: &switchboard_channels::events::TemplateStatusUpdate,
+) -> Result<bool> {
+    let Some(to) = meta_status(&update.status) else {
+        return Ok(false);
+    };
+    let ids: Vec<SenderId> = senders.iter().map(|s| s.id).collect();
+    let mut found = match &update.template_id {
+        Some(provider_id) => state
+            .store()
+            .find_template_by_provider_id(&ids, provider_id)
+            .await
+            .map_err(AppError::Internal)?,
+        None => None,
+    };
+    if found.is_none() {
+        if let (Some(name), Some(language)) = (&update.template_name, &update.language) {
+            for sender in &ids {
+                let templates = state
+                    .store()
+                    .sender_templates(*sender)
+                    .await
+                    .map_err(AppError::Internal)?;
+                // A template Meta knows by another id is another template of the same name.
+                found = templates.into_iter().find(|t| {
+                    &t.content.name == name
+                        && t.content.locale.as_str() == language.as_str()
+                        && (t.provider_template_id.is_none() || update.template_id.is_none())
+                });
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    let Some(template) = found else {
+        tracing::info!(template_id = ?update.template_id, name = ?update.template_name, "status for a template we do not have");
+        return Ok(false);
+    };
+    if template.provider_template_id.is_none() {
+        if let Some(provider_id) = &update.template_id {
+            state
+                .store()
+                .set_template_provider_id(template.id, provider_id, state.now())
+                .await
+                .map_err(template_store_error)?;
+        }
+    }
+    if template.status == to {
+        return Ok(false);
+    }
+    if !template.status.can_transition_to(to) {
+        // Meta's webhooks can arrive late or out of order; a step the lifecycle does not allow
+        // is logged, not forced.
+        tracing::warn!(template = %template.id, from = template.status.as_str(), to = to.as_str(), "template status webhook ignored");
+        return Ok(false);
+    }
+    let reason = [
+        update.reason.clone().filter(|r| r != "NONE"),
+        update.rejection_detail.clone().filter(|r| r != "NONE"),
+        update.rejection_recommendation.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    let reason = (!reason.is_empty()).then(|| reason.join(": "));
+    match transition(state, template.id, to, reason, PROVIDER_ACTOR.to_owned()).await {
+        Ok(_) => Ok(true),
+        Err(AppError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn invalid_transition(from: TemplateStatus, to: TemplateStatus) -> AppError {
+    AppError::Conflict {
+        code: "invalid_transition",
+        field: Some("status".to_owned()),
+        existing_id: None,
+        detail: format!("a {} template cannot become {}", from.as_str(), to.as_str()),
+    }
 }
 
 /// Records a status change (Meta's verdict, a quality pause, an operator's decision),
@@ -339,12 +537,7 @@ async fn transition(
         .map_err(template_store_error)?;
     let from = template.status;
     if !from.can_transition_to(to) {
-        return Err(AppError::Conflict {
-            code: "invalid_transition",
-            field: Some("status".to_owned()),
-            existing_id: None,
-            detail: format!("a {} template cannot become {}", from.as_str(), to.as_str()),
-        });
+        return Err(invalid_transition(from, to));
     }
     let step = TemplateTransition {
         from,

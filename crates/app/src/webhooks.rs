@@ -276,7 +276,7 @@ fn route(provider: &ev::Provider) -> (Channel, ProviderKind) {
 }
 
 async fn apply_all(state: &AppState, events: Vec<InboundEvent>) -> Result<String> {
-    let (mut messages, mut statuses, mut others) = (0, 0, 0);
+    let (mut messages, mut statuses, mut templates, mut others) = (0, 0, 0, 0);
     for event in events {
         match event {
             InboundEvent::Message(m) if !m.is_echo => {
@@ -287,6 +287,10 @@ async fn apply_all(state: &AppState, events: Vec<InboundEvent>) -> Result<String
                 apply_status(state, s).await?;
                 statuses += 1;
             }
+            InboundEvent::TemplateStatus(t) => {
+                apply_template_status(state, &t).await?;
+                templates += 1;
+            }
             other => {
                 // Kept in the stored body for later processors; nothing to apply yet.
                 tracing::debug!(event = ?std::mem::discriminant(&other), "webhook event kept");
@@ -295,7 +299,7 @@ async fn apply_all(state: &AppState, events: Vec<InboundEvent>) -> Result<String
         }
     }
     Ok(format!(
-        "messages={messages} statuses={statuses} kept={others}"
+        "messages={messages} statuses={statuses} templates={templates} kept={others}"
     ))
 }
 
@@ -334,7 +338,9 @@ async fn apply_message(state: &AppState, m: ev::InboundMessage) -> Result<()> {
             filename: file.filename.clone(),
             caption: m.text.clone(),
             size_bytes: None,
-            sha256: file.sha256.clone(),
+            sha256: None,
+            provider_sha256: file.sha256.clone(),
+            download: None,
         })
     });
     let text = match (&media, &m.text) {
@@ -361,6 +367,29 @@ async fn apply_message(state: &AppState, m: ev::InboundMessage) -> Result<()> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// A template's review status from Meta, for the templates of the account it names.
+async fn apply_template_status(state: &AppState, update: &ev::TemplateStatusUpdate) -> Result<()> {
+    let senders: Vec<Sender> = state
+        .store()
+        .senders_of_kind(ProviderKind::WhatsappCloud)
+        .await
+        .map_err(AppError::Internal)?
+        .into_iter()
+        .filter(|s| match (&s.provider, &update.account_id) {
+            (ProviderConfig::WhatsappCloud(c), Some(waba)) => &c.waba_id == waba,
+            // Without the account, any of our WhatsApp numbers may own the template; its id
+            // (or its name and language) narrows it down.
+            (ProviderConfig::WhatsappCloud(_), None) => true,
+            _ => false,
+        })
+        .collect();
+    if senders.is_empty() {
+        return Ok(());
+    }
+    crate::templates::apply_provider_status(state, &senders, update).await?;
+    Ok(())
 }
 
 fn delivery_status(status: &ev::DeliveryStatus) -> Option<DeliveryStatus> {

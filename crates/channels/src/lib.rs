@@ -26,5 +26,9 @@ pub use outbound::{
 };
 pub use twilio_send::{parse_twilio_success, twilio_request, TwilioSender};
 pub use twilio_webhook::{parse_form, parse_twilio};
-pub use whatsapp_send::{parse_whatsapp_success, whatsapp_request, whatsapp_template_submission};
+pub use whatsapp_send::{
+    parse_media_info, parse_template_submitted, parse_whatsapp_success,
+    whatsapp_media_info_request, whatsapp_request, whatsapp_template_submission, MediaInfo,
+    TemplateSubmitted,
+};
 pub use whatsapp_webhook::parse_whatsapp;

@@ -392,6 +392,8 @@ pub enum RequestBody {
     Json(serde_json::Value),
     /// `application/x-www-form-urlencoded`; names may repeat.
     Form(Vec<(String, String)>),
+    /// No body (a `GET`).
+    Empty,
 }
 
 impl RequestBody {
@@ -403,13 +405,16 @@ impl RequestBody {
                 .extend_pairs(pairs)
                 .finish()
                 .into_bytes(),
+            RequestBody::Empty => Vec::new(),
         }
     }
 
-    pub fn content_type(&self) -> &'static str {
+    /// The `Content-Type` to send, if the request has a body.
+    pub fn content_type(&self) -> Option<&'static str> {
         match self {
-            RequestBody::Json(_) => "application/json",
-            RequestBody::Form(_) => "application/x-www-form-urlencoded",
+            RequestBody::Json(_) => Some("application/json"),
+            RequestBody::Form(_) => Some("application/x-www-form-urlencoded"),
+            RequestBody::Empty => None,
         }
     }
 }

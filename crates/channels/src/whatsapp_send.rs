@@ -734,3 +734,82 @@ pub fn whatsapp_template_body(
     o["components"] = Value::Array(components);
     o
 }
+
+/// Meta's answer to a template submission: its id for the template and the status it gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateSubmitted {
+    pub id: String,
+    /// `PENDING` as a rule; `APPROVED` or `REJECTED` when Meta decided at once.
+    pub status: String,
+    pub category: Option<String>,
+}
+
+/// Reads `{"id", "status", "category"}`. Without a status the template is under review, which
+/// is what a submission means.
+pub fn parse_template_submitted(body: &[u8]) -> Result<TemplateSubmitted, ParseError> {
+    let v = parse_json(body)?;
+    let id = str_field(&v["id"]).ok_or_else(|| ParseError("response has no `id`".into()))?;
+    Ok(TemplateSubmitted {
+        id,
+        status: str_field(&v["status"])
+            .unwrap_or_else(|| "PENDING".to_owned())
+            .to_ascii_uppercase(),
+        category: str_field(&v["category"]),
+    })
+}
+
+// Media retrieval (PROTOCOLS.md A.1, "Media retrieve").
+
+/// `GET /{media-id}`: where an inbound file can be downloaded, with its type, hash and size.
+/// The id goes into the path, so only the characters Meta's ids are made of are accepted.
+pub fn whatsapp_media_info_request(
+    media_id: &str,
+    access_token: &str,
+) -> Result<HttpRequest, BuildError> {
+    let safe = !media_id.is_empty()
+        && media_id.len() <= 256
+        && !media_id.starts_with('.')
+        && media_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !safe {
+        return Err(BuildError::new(
+            "media_id",
+            "invalid",
+            "a media id is letters, digits, `_`, `-` and `.`",
+        ));
+    }
+    Ok(HttpRequest {
+        method: "GET",
+        path: format!("/{media_id}"),
+        headers: vec![("Authorization".into(), format!("Bearer {access_token}"))],
+        body: RequestBody::Empty,
+    })
+}
+
+/// Meta's description of a stored media file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaInfo {
+    /// Where the bytes are; it asks for the same bearer token and expires within minutes.
+    pub url: String,
+    pub mime_type: Option<String>,
+    /// SHA-256 of the file as Meta writes it (hex or base64).
+    pub sha256: Option<String>,
+    pub file_size: Option<u64>,
+}
+
+pub fn parse_media_info(body: &[u8]) -> Result<MediaInfo, ParseError> {
+    let v = parse_json(body)?;
+    let url = str_field(&v["url"]).ok_or_else(|| ParseError("response has no `url`".into()))?;
+    let file_size = match &v["file_size"] {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    Ok(MediaInfo {
+        url,
+        mime_type: str_field(&v["mime_type"]),
+        sha256: str_field(&v["sha256"]),
+        file_size,
+    })
+}

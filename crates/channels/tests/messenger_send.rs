@@ -25,7 +25,7 @@ fn json_of(request: &OutboundRequest, messaging: MessagingType) -> Value {
         .body
     {
         RequestBody::Json(v) => v,
-        RequestBody::Form(_) => panic!("Messenger sends JSON"),
+        _ => panic!("Messenger sends JSON"),
     }
 }
 

@@ -33,7 +33,7 @@ fn form_of(
         .body
     {
         RequestBody::Form(f) => f,
-        RequestBody::Json(_) => panic!("Twilio takes forms"),
+        _ => panic!("Twilio takes forms"),
     }
 }
 

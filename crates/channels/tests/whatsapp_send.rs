@@ -32,7 +32,7 @@ fn json_of(request: &OutboundRequest) -> Value {
     let http = whatsapp_request("106540352242922", "EAAtoken", request).unwrap();
     match http.body {
         RequestBody::Json(v) => v,
-        RequestBody::Form(_) => panic!("WhatsApp sends JSON"),
+        _ => panic!("WhatsApp sends JSON"),
     }
 }
 
@@ -52,7 +52,7 @@ fn transport_is_a_bearer_post_to_the_phone_numbers_messages() {
     assert_eq!(http.path, "/106540352242922/messages");
     assert_eq!(http.header("authorization"), Some("Bearer EAAtoken"));
     assert_eq!(http.header("Content-Type"), Some("application/json"));
-    assert_eq!(http.body.content_type(), "application/json");
+    assert_eq!(http.body.content_type(), Some("application/json"));
 }
 
 #[test]
@@ -606,7 +606,7 @@ fn button(kind: ButtonType, text: &str) -> TemplateButton {
 fn body_of(request: switchboard_channels::HttpRequest) -> Value {
     match request.body {
         RequestBody::Json(v) => v,
-        RequestBody::Form(_) => panic!("templates are JSON"),
+        _ => panic!("templates are JSON"),
     }
 }
 
@@ -750,4 +750,46 @@ fn template_submission_with_named_parameters() {
           {"type":"BUTTONS","buttons":[
             {"type":"URL","text":"Open","url":"https://x.com/{{1}}","example":["https://x.com/abc"]}]}]})
     );
+}
+
+#[test]
+fn template_submission_answers_and_media_descriptions_are_read() {
+    use switchboard_channels::{parse_media_info, parse_template_submitted};
+    let answer = parse_template_submitted(
+        br#"{"id":"1689556908129832","status":"PENDING","category":"UTILITY"}"#,
+    )
+    .unwrap();
+    assert_eq!(answer.id, "1689556908129832");
+    assert_eq!(answer.status, "PENDING");
+    assert_eq!(answer.category.as_deref(), Some("UTILITY"));
+    // A numeric id, no status: under review.
+    let bare = parse_template_submitted(br#"{"id":594425479261596}"#).unwrap();
+    assert_eq!(
+        (bare.id.as_str(), bare.status.as_str()),
+        ("594425479261596", "PENDING")
+    );
+    assert!(parse_template_submitted(b"{}").is_err());
+    assert!(parse_template_submitted(b"<html>").is_err());
+
+    let info = parse_media_info(
+        br#"{"messaging_product":"whatsapp","url":"https://lookaside.fbsbx.com/x?mid=1","mime_type":"image/jpeg","sha256":"abc","file_size":"303833","id":"1037543291543636"}"#,
+    )
+    .unwrap();
+    assert_eq!(info.url, "https://lookaside.fbsbx.com/x?mid=1");
+    assert_eq!(info.mime_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(info.file_size, Some(303_833));
+    assert!(parse_media_info(br#"{"id":"1"}"#).is_err());
+}
+
+#[test]
+fn media_ids_cannot_leave_their_path() {
+    use switchboard_channels::whatsapp_media_info_request;
+    let request = whatsapp_media_info_request("1037543291543636", "EAAtoken").unwrap();
+    assert_eq!(request.method, "GET");
+    assert_eq!(request.path, "/1037543291543636");
+    assert_eq!(request.header("authorization"), Some("Bearer EAAtoken"));
+    assert_eq!(request.body.content_type(), None);
+    for bad in ["", "../me", "1/messages", "1?fields=x", ".hidden", "1 2"] {
+        assert!(whatsapp_media_info_request(bad, "t").is_err(), "{bad:?}");
+    }
 }

@@ -134,6 +134,15 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// Where Switchboard's own copy of an inbound file stands (R5.6).
+    MediaDownloadStatus {
+        Pending => "pending",
+        Stored => "stored",
+        Failed => "failed",
+    }
+);
+
 /// A file carried by a message: a link, a provider media id, or a file stored by Switchboard.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -151,9 +160,17 @@ pub struct Media {
     pub caption: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<i64>,
-    /// SHA-256 of the stored file, for media Switchboard keeps itself.
+    /// SHA-256 of the stored file (lower-case hex), for media Switchboard keeps itself; it is
+    /// served at `/api/v1/media/{sha256}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The hash the provider stated for the file (WhatsApp writes it in base64); the download
+    /// is checked against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_sha256: Option<String>,
+    /// For inbound media from a provider: whether the file has been downloaded yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<MediaDownloadStatus>,
 }
 
 /// Why a message failed: our stable code, the provider's own code, and a sentence.

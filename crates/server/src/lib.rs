@@ -45,6 +45,7 @@ pub struct RunningServer {
     processor: JoinHandle<()>,
     dispatcher: JoinHandle<()>,
     simulator: Option<JoinHandle<()>>,
+    media: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -63,6 +64,8 @@ impl RunningServer {
         if let Some(simulator) = &self.simulator {
             simulator.abort();
         }
+        // A download cut short leaves only a partial file; its job is retried after the lease.
+        self.media.abort();
         self.state.store().close().await;
         Ok(())
     }
@@ -81,7 +84,7 @@ pub async fn start(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(RunningServer, Option<String>)> {
     let store = open_store(config).await?;
-    let state = AppState::new(store, clock);
+    let state = AppState::with_data_dir(store, clock, config.data_dir.clone());
     let bootstrap = switchboard_app::auth::bootstrap(
         &state,
         config.bootstrap_token.as_ref().map(|t| t.expose_secret()),
@@ -129,6 +132,10 @@ pub async fn start(
     let simulator = config
         .sandbox_customers
         .then(|| tokio::spawn(simulate(state.clone())));
+    let media = tokio::spawn(fetch_media(
+        state.clone(),
+        switchboard_app::media::MediaFetcher::default(),
+    ));
     tracing::info!(%addr, database = state.store().backend().as_str(), "switchboard is listening");
     Ok((
         RunningServer {
@@ -139,6 +146,7 @@ pub async fn start(
             processor,
             dispatcher,
             simulator,
+            media,
         },
         generated,
     ))
@@ -194,6 +202,20 @@ async fn simulate(state: AppState) {
             _ => time::Duration::seconds(1),
         };
         tokio::time::sleep(wait.unsigned_abs()).await;
+    }
+}
+
+/// Downloads inbound media when a download is queued, and every second for retries that fell
+/// due (or work another node queued).
+async fn fetch_media(state: AppState, fetcher: switchboard_app::media::MediaFetcher) {
+    loop {
+        match fetcher.run_once(&state).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(error) => tracing::error!(?error, "fetching media"),
+        }
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(1), state.media_waiting()).await;
     }
 }
 

@@ -455,12 +455,14 @@ impl Store {
     }
 
     /// Records an inbound message: the message, its conversation's activity (a closed
-    /// conversation reopens unclaimed, R5.2), and a consent change its text asked for, in one
-    /// transaction. A provider message id seen before is a [`StoreError::Conflict`].
+    /// conversation reopens unclaimed, R5.2), a consent change its text asked for, and the job
+    /// that downloads its media, in one transaction. A provider message id seen before is a
+    /// [`StoreError::Conflict`].
     pub async fn record_inbound(
         &self,
         message: &Message,
         consent: Option<&switchboard_core::consent::ConsentEvent>,
+        job: Option<&NewJob>,
     ) -> Result<()> {
         let sent_at = message.provider_timestamp.unwrap_or(message.created_at);
         let result: Result<()> = async {
@@ -483,6 +485,9 @@ impl Store {
                 }
                 if let Some(event) = consent {
                     insert_consent_event!(tx, event);
+                }
+                if let Some(job) = job {
+                    insert_job!(tx, job, message.created_at);
                 }
             });
             Ok(())

@@ -236,6 +236,52 @@ impl Store {
         Ok(moved)
     }
 
+    /// Keeps the provider's id for a template (Meta's, once submitted).
+    pub async fn set_template_provider_id(
+        &self,
+        id: TemplateId,
+        provider_template_id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<()> {
+        let updated = write_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE templates SET provider_template_id = $2, updated_at = $3 WHERE id = $1",
+            )
+            .bind(id.to_string())
+            .bind(provider_template_id)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        });
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The template of one of `senders` that the provider knows by this id.
+    pub async fn find_template_by_provider_id(
+        &self,
+        senders: &[SenderId],
+        provider_template_id: &str,
+    ) -> Result<Option<Template>> {
+        let sql = format!("SELECT {COLUMNS} FROM templates WHERE provider_template_id = $1");
+        let rows: Vec<TemplateRow> = read_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(provider_template_id)
+                .fetch_all(db)
+                .await?
+        });
+        for row in rows {
+            let template = row.into_template()?;
+            if senders.contains(&template.sender_id) {
+                return Ok(Some(template));
+            }
+        }
+        Ok(None)
+    }
+
     pub async fn template_transitions(&self, id: TemplateId) -> Result<Vec<TemplateTransition>> {
         let rows: Vec<(String, String, i64, String, Option<String>)> = read_pool!(self, |db| {
             sqlx::query_as(

@@ -347,7 +347,7 @@ async fn inbound_messages_open_the_window_and_reopen_conversations(db: TestDb) {
     let mut first = message(&sender, &contact, Direction::Inbound, old);
     first.conversation_id = Some(conversation);
     first.provider_message_id = Some("wamid.1".into());
-    store.record_inbound(&first, None).await.unwrap();
+    store.record_inbound(&first, None, None).await.unwrap();
     assert_eq!(
         store.last_inbound_at(contact.id, sender.id).await.unwrap(),
         Some(old)
@@ -368,7 +368,10 @@ async fn inbound_messages_open_the_window_and_reopen_conversations(db: TestDb) {
         actor: "system".into(),
         at: now(),
     };
-    store.record_inbound(&second, Some(&opt_out)).await.unwrap();
+    store
+        .record_inbound(&second, Some(&opt_out), None)
+        .await
+        .unwrap();
     let mut late = message(
         &sender,
         &contact,
@@ -376,7 +379,7 @@ async fn inbound_messages_open_the_window_and_reopen_conversations(db: TestDb) {
         old - Duration::hours(1),
     );
     late.conversation_id = Some(conversation);
-    store.record_inbound(&late, None).await.unwrap();
+    store.record_inbound(&late, None, None).await.unwrap();
     assert_eq!(
         store.last_inbound_at(contact.id, sender.id).await.unwrap(),
         Some(fresh)
@@ -389,7 +392,7 @@ async fn inbound_messages_open_the_window_and_reopen_conversations(db: TestDb) {
     // The same provider message again is refused, naming the first.
     let mut duplicate = message(&sender, &contact, Direction::Inbound, now());
     duplicate.provider_message_id = Some("wamid.1".into());
-    match store.record_inbound(&duplicate, None).await {
+    match store.record_inbound(&duplicate, None, None).await {
         Err(StoreError::Conflict { existing_id, .. }) => {
             assert_eq!(existing_id, Some(first.id.to_string()))
         }

@@ -42,6 +42,9 @@ pub struct Problem {
     pub allowed_kinds: Option<Vec<ChannelTemplateType>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_templates: Option<Vec<String>>,
+    /// For a provider's refusal (a 502): the provider's own error code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_code: Option<String>,
 }
 
 #[derive(Debug)]
@@ -68,6 +71,7 @@ impl ApiError {
                 window: None,
                 allowed_kinds: None,
                 allowed_templates: None,
+                provider_code: None,
             }),
         }
     }
@@ -157,6 +161,16 @@ impl From<AppError> for ApiError {
                 e.problem.window = Some(decision.window);
                 e.problem.allowed_kinds = Some(decision.allowed_kinds);
                 e.problem.allowed_templates = Some(decision.allowed_templates);
+                e
+            }
+            // The provider's answer, not ours: a bad gateway, with its code kept.
+            AppError::Provider {
+                code,
+                provider_code,
+                detail,
+            } => {
+                let mut e = ApiError::new(StatusCode::BAD_GATEWAY, code, detail);
+                e.problem.provider_code = provider_code;
                 e
             }
             AppError::Internal(cause) => {

@@ -4,6 +4,7 @@ mod consent;
 mod contacts;
 pub mod error;
 pub mod extract;
+mod media;
 mod messages;
 mod senders;
 mod settings;
@@ -57,6 +58,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(senders::router())
         .merge(contacts::router())
         .merge(messages::router())
+        .merge(media::router())
         .merge(templates::router())
         .merge(consent::router())
         .merge(settings::router());

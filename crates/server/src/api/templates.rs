@@ -123,10 +123,19 @@ async fn delete_template(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Submit a WhatsApp template for Meta's review (draft or rejected -> pending).
+/// Submit a WhatsApp template for Meta's review (draft or rejected -> pending). For a WhatsApp
+/// Cloud sender the template is sent to Meta's template API; Meta's id is kept as
+/// `provider_template_id` and its answer recorded (pending, or approved or rejected at once).
+/// If Meta refuses, the template is unchanged and the answer is a 502 whose `code` classifies
+/// Meta's error (`token_expired`, `provider_error`, or `provider_unavailable` to try later)
+/// with Meta's own code in `provider_code`.
 #[utoipa::path(post, path = "/templates/{id}/submit", tag = "templates",
     params(("id" = String, Path, description = "template id")),
-    responses((status = 200, body = TemplateView), (status = 409, body = Problem)),
+    responses(
+        (status = 200, body = TemplateView),
+        (status = 409, body = Problem),
+        (status = 502, description = "Meta refused the submission or could not be reached", body = Problem),
+    ),
     security(("bearer" = [])))]
 async fn submit_template(
     State(state): State<AppState>,

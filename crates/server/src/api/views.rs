@@ -363,6 +363,8 @@ pub struct TemplateView {
     pub status_reason: Option<String>,
     /// The sender's one-click template for an expired window (R3.7).
     pub recontact: bool,
+    /// Meta's id for the template, once it has been submitted.
+    pub provider_template_id: Option<String>,
     /// Every status change, oldest first (only on single-template reads).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transitions: Option<Vec<TemplateTransition>>,
@@ -392,6 +394,7 @@ impl From<Template> for TemplateView {
             status: t.status,
             status_reason: t.status_reason,
             recontact: t.recontact,
+            provider_template_id: t.provider_template_id,
             transitions: None,
             created_at: t.created_at,
             updated_at: t.updated_at,

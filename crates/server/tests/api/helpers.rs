@@ -130,6 +130,11 @@ impl TestApp {
         self
     }
 
+    /// Where this server keeps its files.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.data_dir
+    }
+
     pub fn store(&self) -> &Store {
         self.server.as_ref().unwrap().state.store()
     }

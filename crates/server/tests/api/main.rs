@@ -5,11 +5,13 @@ mod helpers;
 
 mod contacts;
 mod dispatch;
+mod media;
 mod messages;
 mod policy;
 mod sandbox;
 mod senders;
 mod system;
+mod template_submission;
 mod tokens;
 mod users;
 mod webhooks;
