@@ -10,7 +10,8 @@ use switchboard_channels::SendError;
 use switchboard_core::consent::{current_status, ConsentStatus};
 use switchboard_core::message::{DeliveryStatus, Message, StatusEvent};
 use switchboard_core::sender::Sender;
-use switchboard_core::{Channel, MessageId, SenderId};
+use switchboard_core::template::TemplateStatus;
+use switchboard_core::{Channel, MessageId, SenderId, TemplateId};
 use switchboard_store::jobs::{Lease, NewJob, Outcome};
 use switchboard_store::StoreError;
 use time::Duration;
@@ -140,6 +141,28 @@ fn seed(id: MessageId) -> u64 {
     })
 }
 
+/// How long the sandbox takes to review a submitted template.
+const REVIEW: Duration = Duration::seconds(5);
+
+/// Queues the sandbox's review of a template just submitted: it approves it after a few
+/// seconds, as Meta approves most utility templates within minutes.
+pub(crate) async fn review_template(state: &AppState, id: TemplateId) -> Result<()> {
+    let job = NewJob {
+        id: MessageId::new().to_string(),
+        queue: SANDBOX_QUEUE.to_owned(),
+        kind: "template_review".to_owned(),
+        payload: json!({"template_id": id}),
+        dedupe_key: None,
+        run_at: state.now() + REVIEW,
+        expires_at: None,
+    };
+    state
+        .store()
+        .enqueue(&job, state.now())
+        .await
+        .map_err(AppError::Internal)
+}
+
 /// Carries out every simulated action that has fallen due; returns how many.
 pub async fn run_once(state: &AppState) -> Result<usize> {
     let owner = "sandbox";
@@ -214,6 +237,24 @@ async fn carry_out(state: &AppState, lease: &Lease) -> Result<std::result::Resul
                 Ok(_) => Ok(Ok(())),
                 Err(AppError::Internal(e)) => Err(AppError::Internal(e)),
                 // The sender was deleted, or the address no longer fits: the reply cannot be.
+                Err(other) => Ok(Err(format!("{other:?}"))),
+            }
+        }
+        "template_review" => {
+            let Some(id) = text("template_id").and_then(|id| id.parse::<TemplateId>().ok()) else {
+                return Ok(Err("the review names no template".to_owned()));
+            };
+            match crate::templates::provider_verdict(
+                state,
+                id,
+                TemplateStatus::Approved,
+                "approved by the sandbox's review",
+            )
+            .await
+            {
+                Ok(_) => Ok(Ok(())),
+                Err(AppError::Internal(e)) => Err(AppError::Internal(e)),
+                // Deleted meanwhile, or changed under the review: nothing to approve.
                 Err(other) => Ok(Err(format!("{other:?}"))),
             }
         }

@@ -304,7 +304,13 @@ pub async fn submit_template(
         });
     }
     let ProviderConfig::WhatsappCloud(config) = &sender.provider else {
-        return transition(state, id, TemplateStatus::Pending, None, actor(principal)).await;
+        let pending =
+            transition(state, id, TemplateStatus::Pending, None, actor(principal)).await?;
+        // The sandbox reviews like Meta, a few seconds later, through its queue.
+        if matches!(sender.provider, ProviderConfig::Sandbox) {
+            crate::sandbox::review_template(state, id).await?;
+        }
+        return Ok(pending);
     };
     // Checked before Meta hears of it: a submission the lifecycle then refused to record
     // would leave Meta reviewing a template we do not consider submitted.
@@ -359,6 +365,33 @@ pub async fn submit_template(
         }
     }
     Ok(current)
+}
+
+/// The provider's verdict on a pending template, recorded unless the template has moved on
+/// (withdrawn to draft, say) since it was submitted.
+pub(crate) async fn provider_verdict(
+    state: &AppState,
+    id: TemplateId,
+    verdict: TemplateStatus,
+    reason: &str,
+) -> Result<bool> {
+    let template = state
+        .store()
+        .get_template(id)
+        .await
+        .map_err(template_store_error)?;
+    if template.status != TemplateStatus::Pending || !template.status.can_transition_to(verdict) {
+        return Ok(false);
+    }
+    transition(
+        state,
+        id,
+        verdict,
+        Some(reason.to_owned()),
+        PROVIDER_ACTOR.to_owned(),
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Who a step recorded from the provider's word is attributed to.

@@ -253,7 +253,44 @@ async fn late_and_quiet_customers(db: TestDb) {
     assert_eq!(sb.inbound(&quinn).await, ["Hello"]);
 }
 
+/// The sandbox reviews a submitted template like Meta: pending, then approved a little later.
+async fn the_sandbox_approves_submitted_templates(db: TestDb) {
+    let sb = Sandbox::start(db).await;
+    let app = &sb.app;
+    let id = app
+        .post(
+            "/api/v1/templates",
+            &app.admin,
+            json!({"sender_id": sb.whatsapp, "name": "order_update", "locale": "en",
+                   "category": "UTILITY", "body": "Your order {{1}} has shipped."}),
+        )
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let submitted = app
+        .post(
+            &format!("/api/v1/templates/{id}/submit"),
+            &app.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(submitted.ok(200)["status"], "pending");
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    let still = app
+        .get(&format!("/api/v1/templates/{id}"), &app.admin)
+        .await;
+    assert_eq!(still.ok(200)["status"], "pending");
+    sb.clock.advance(Duration::seconds(6));
+    sb.until(&format!("/api/v1/templates/{id}"), "approval", |t| {
+        t["status"] == "approved"
+    })
+    .await;
+}
+
 both_backends!(
+    the_sandbox_approves_submitted_templates,
     a_responsive_customer_reads_and_answers,
     customers_who_decline_or_have_no_whatsapp,
     late_and_quiet_customers,
