@@ -11,6 +11,7 @@ pub mod dispatch;
 mod error;
 pub mod idempotency;
 pub mod inbound;
+mod inbox;
 pub mod media;
 pub mod messages;
 pub mod patch;

@@ -64,6 +64,8 @@ struct Inner {
     webhooks: tokio::sync::Notify,
     /// Wakes the media fetcher when a download has been queued.
     media: tokio::sync::Notify,
+    /// The webhook inbox's group-commit writer, started on first use (inside the runtime).
+    inbox: std::sync::OnceLock<crate::inbox::Inbox>,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
                     .unwrap_or_default(),
                 webhooks: tokio::sync::Notify::new(),
                 media: tokio::sync::Notify::new(),
+                inbox: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -113,6 +116,12 @@ impl AppState {
     /// Waits until a download has been queued since the last wait.
     pub async fn media_waiting(&self) {
         self.inner.media.notified().await;
+    }
+
+    pub(crate) fn inbox(&self) -> &crate::inbox::Inbox {
+        self.inner
+            .inbox
+            .get_or_init(|| crate::inbox::Inbox::start(self.inner.store.clone()))
     }
 
     /// Tells the webhook processor there is work.

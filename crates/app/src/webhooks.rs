@@ -125,8 +125,8 @@ async fn store(state: &AppState, provider: &str, sender: &Sender, body: &str) ->
         outcome: None,
     };
     let fresh = state
-        .store()
-        .store_webhook(&event)
+        .inbox()
+        .commit(event)
         .await
         .map_err(AppError::Internal)?;
     if fresh {
@@ -233,6 +233,7 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
         .await
         .map_err(AppError::Internal)?;
     let count = pending.len();
+    let mut outcomes = Vec::with_capacity(count);
     for webhook in pending {
         let outcome = match webhook.provider.as_str() {
             "whatsapp" => match switchboard_channels::parse_whatsapp(webhook.body.as_bytes()) {
@@ -252,12 +253,15 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
             }
             other => format!("no processor for {other}"),
         };
-        state
-            .store()
-            .mark_webhook_processed(&webhook.id, &outcome, state.now())
-            .await
-            .map_err(AppError::Internal)?;
+        outcomes.push((webhook.id, outcome));
     }
+    // One commit for the batch's marks. Applying is idempotent, so webhooks applied before a
+    // crash and not yet marked are simply applied again, changing nothing.
+    state
+        .store()
+        .mark_webhooks_processed(&outcomes, state.now())
+        .await
+        .map_err(AppError::Internal)?;
     Ok(count)
 }
 

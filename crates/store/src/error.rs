@@ -24,6 +24,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// A write batched with others failed; each writer in the batch hears why.
+    #[error("a batched write failed: {0}")]
+    Batch(String),
     #[error("migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }

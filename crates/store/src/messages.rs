@@ -3,7 +3,7 @@
 use serde_json::Value;
 use sqlx::types::Json;
 use switchboard_core::message::{
-    DeliveryStatus, Media, Message, MessageError, StatusEvent, TemplateRef,
+    DeliveryStatus, Direction, Media, Message, MessageError, StatusEvent, TemplateRef,
 };
 use switchboard_core::{Channel, ContactId, ConversationId, MessageId, SenderId};
 use time::OffsetDateTime;
@@ -152,7 +152,7 @@ pub struct MessageFilter {
     pub sender_id: Option<SenderId>,
     pub conversation_id: Option<ConversationId>,
     pub channel: Option<Channel>,
-    pub direction: Option<switchboard_core::message::Direction>,
+    pub direction: Option<Direction>,
     pub status: Option<DeliveryStatus>,
     /// Created at or after.
     pub since: Option<OffsetDateTime>,
@@ -651,5 +651,24 @@ impl Store {
             held
         });
         Ok(held)
+    }
+
+    /// How many messages go in `direction` with `status` (any status when `None`).
+    pub async fn count_messages(
+        &self,
+        direction: Direction,
+        status: Option<DeliveryStatus>,
+    ) -> Result<i64> {
+        let (n,): (i64,) = read_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT COUNT(*) FROM messages WHERE direction = $1 \
+                 AND ($2 IS NULL OR status = $2)",
+            )
+            .bind(direction.as_str())
+            .bind(status.map(DeliveryStatus::as_str))
+            .fetch_one(db)
+            .await?
+        });
+        Ok(n)
     }
 }
