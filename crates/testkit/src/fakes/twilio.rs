@@ -18,6 +18,8 @@ use time::format_description::well_known::Rfc2822;
 use super::{hex32, lock, serve, Core, Recorded, Reply, Shared};
 
 const MESSAGES: &str = "messages";
+/// The number a Messaging Service picks from its pool; Twilio reports it as `From`.
+pub const POOL_NUMBER: &str = "+14155552345";
 const MEDIA: &str = "media";
 
 /// A message the fake accepted.
@@ -26,6 +28,7 @@ pub struct SentSms {
     /// `SM` and 32 hex digits.
     pub sid: String,
     pub to: String,
+    /// `From` as sent; a Messaging Service send has none and goes from [`POOL_NUMBER`].
     pub from: Option<String>,
     pub messaging_service_sid: Option<String>,
     pub body: Option<String>,
@@ -123,9 +126,10 @@ impl FakeTwilio {
             ("AccountSid", self.account_sid.clone()),
             ("ApiVersion", "2010-04-01".to_owned()),
         ];
-        if let Some(from) = &sms.from {
-            params.push(("From", from.clone()));
-        }
+        params.push((
+            "From",
+            sms.from.as_deref().unwrap_or(POOL_NUMBER).to_owned(),
+        ));
         if let Some(service) = &sms.messaging_service_sid {
             params.push(("MessagingServiceSid", service.clone()));
         }
@@ -208,7 +212,7 @@ impl FakeTwilio {
             "direction": "outbound-api",
             "error_code": null,
             "error_message": null,
-            "from": from,
+            "from": from.as_deref().unwrap_or(POOL_NUMBER),
             "messaging_service_sid": service,
             "num_media": media.len().to_string(),
             "num_segments": if service.is_some() { "0" } else { "1" },
