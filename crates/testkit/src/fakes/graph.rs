@@ -363,18 +363,20 @@ async fn handle(
         }
     };
     let scripted = fake.core.scripted(endpoint.key());
-    fake.core
-        .pause(scripted.as_ref().and_then(|r| r.delay))
-        .await;
-    if let Some(reply) = scripted {
-        return reply.into_response();
-    }
-    match endpoint {
-        GraphEndpoint::Messages => fake.accept_message(segments[1], &request),
-        GraphEndpoint::MessageTemplates => fake.accept_template(&request),
-        GraphEndpoint::MediaInfo => fake.media_info(segments[1]),
-        GraphEndpoint::MediaDownload => fake.media_download(request.query_param("mid")),
-    }
+    let delay = scripted.as_ref().and_then(|r| r.delay);
+    // Meta acts on a request when it arrives; only the answer is late. A client that gives up
+    // (or dies) meanwhile has still sent the message.
+    let response = match scripted {
+        Some(reply) => reply.into_response(),
+        None => match endpoint {
+            GraphEndpoint::Messages => fake.accept_message(segments[1], &request),
+            GraphEndpoint::MessageTemplates => fake.accept_template(&request),
+            GraphEndpoint::MediaInfo => fake.media_info(segments[1]),
+            GraphEndpoint::MediaDownload => fake.media_download(request.query_param("mid")),
+        },
+    };
+    fake.core.pause(delay).await;
+    response
 }
 
 /// Graph's error envelope (PROTOCOLS.md A.4, B.4).

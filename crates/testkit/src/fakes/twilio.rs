@@ -271,23 +271,24 @@ async fn handle(
         );
     };
     let scripted = fake.core.scripted(endpoint);
-    fake.core
-        .pause(scripted.as_ref().and_then(|r| r.delay))
-        .await;
-    if let Some(reply) = scripted {
-        return reply.into_response();
-    }
-    if endpoint == MESSAGES {
-        return fake.accept(&request);
-    }
-    let state = lock(&fake.state);
-    let (bytes, content_type) = &state.media[uri.path()];
-    (
-        StatusCode::OK,
-        [("content-type", content_type.clone())],
-        bytes.clone(),
-    )
-        .into_response()
+    let delay = scripted.as_ref().and_then(|r| r.delay);
+    // Twilio queues a message when the request arrives; only the answer is late.
+    let response = match scripted {
+        Some(reply) => reply.into_response(),
+        None if endpoint == MESSAGES => fake.accept(&request),
+        None => {
+            let state = lock(&fake.state);
+            let (bytes, content_type) = &state.media[uri.path()];
+            (
+                StatusCode::OK,
+                [("content-type", content_type.clone())],
+                bytes.clone(),
+            )
+                .into_response()
+        }
+    };
+    fake.core.pause(delay).await;
+    response
 }
 
 /// Twilio's error body (PROTOCOLS.md C.1).
