@@ -144,6 +144,20 @@ impl Config {
                 }
                 continue;
             }
+            // Likewise numbers: a string is not a u32 to figment.
+            if matches!(
+                key.as_str(),
+                "dispatch_lease_seconds" | "dispatch_in_flight_grace_seconds"
+            ) {
+                match value.trim().parse::<u32>() {
+                    Ok(seconds) => figment = figment.merge(Serialized::default(&key, seconds)),
+                    Err(_) => problems.push(format!(
+                        "SWITCHBOARD_{}={value:?}: expected a whole number of seconds",
+                        key.to_ascii_uppercase()
+                    )),
+                }
+                continue;
+            }
             figment = figment.merge(Serialized::default(&key, value));
         }
         figment = figment.merge(Serialized::defaults(flags));
@@ -291,6 +305,32 @@ mod tests {
             "https://sb.example.com/",
             "environment"
         );
+    }
+
+    #[test]
+    fn dispatch_timings_come_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchboard.toml");
+        std::fs::write(&file, "").unwrap();
+        let config = Config::load(
+            Some(&file),
+            env(&[
+                ("SWITCHBOARD_DISPATCH_LEASE_SECONDS", "2"),
+                ("SWITCHBOARD_DISPATCH_IN_FLIGHT_GRACE_SECONDS", " 8 "),
+            ]),
+            FlagOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(config.dispatch.lease, time::Duration::seconds(2));
+        assert_eq!(config.dispatch.in_flight_grace, time::Duration::seconds(8));
+        let problems = Config::load(
+            Some(&file),
+            env(&[("SWITCHBOARD_DISPATCH_LEASE_SECONDS", "soon")]),
+            FlagOverrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].contains("SWITCHBOARD_DISPATCH_LEASE_SECONDS"));
     }
 
     #[test]

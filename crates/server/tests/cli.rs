@@ -4,7 +4,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use switchboard_testkit::{both_backends, TestDb};
+use serde_json::{json, Value};
+use switchboard_testkit::{both_backends, FakeGraph, TestDb};
 
 fn switchboard(db: &TestDb, dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
@@ -267,7 +268,199 @@ async fn the_demo_comes_alive(db: TestDb) {
     terminate(child);
 }
 
+const BOOTSTRAP: &str = "kill-test-bootstrap-token-0123456789";
+const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// `serve` on a free port with short dispatch leases, ready to answer; returns it and its URL.
+async fn serve(db: &TestDb, dir: &std::path::Path) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = switchboard(db, dir)
+        .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SWITCHBOARD_BOOTSTRAP_TOKEN", BOOTSTRAP)
+        .env("SWITCHBOARD_SANDBOX_CUSTOMERS", "false")
+        // A dead worker's sends are taken over 2 s after it claimed them, and a send that may
+        // have reached Meta waits 8 s for Meta's statuses before it is sent again.
+        .env("SWITCHBOARD_DISPATCH_LEASE_SECONDS", "2")
+        .env("SWITCHBOARD_DISPATCH_IN_FLIGHT_GRACE_SECONDS", "8")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map_or(true, |r| !r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "the server never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, base)
+}
+
+async fn api(client: &reqwest::Client, base: &str, path: &str, body: Option<Value>) -> Value {
+    let request = match body {
+        Some(body) => client.post(format!("{base}{path}")).json(&body),
+        None => client.get(format!("{base}{path}")),
+    };
+    let response = request.bearer_auth(BOOTSTRAP).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+/// The process is killed with sends at Meta unanswered and more waiting in the queue. After a
+/// restart on the same database every message is sent exactly once: what reached Meta is
+/// recognised by its statuses (which echo our id), the rest is sent, nothing twice.
+async fn a_killed_server_loses_nothing_and_sends_nothing_twice(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeGraph::start().await;
+    // Meta takes each message at once but answers too late for this process to hear it.
+    fake.set_delay(Some(Duration::from_secs(120)));
+    let client = reqwest::Client::new();
+    let (mut first, base) = serve(&db, dir.path()).await;
+    let sender = api(
+        &client,
+        &base,
+        "/api/v1/senders",
+        Some(json!({"channel": "whatsapp", "name": "WA",
+        "provider": {"kind": "whatsapp_cloud", "phone_number_id": "106540352242922",
+                     "waba_id": "102290129340398", "access_token": "EAAGfaketoken",
+                     "app_secret": APP_SECRET, "verify_token": "verify",
+                     "api_base_url": fake.api_base_url()}})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut contacts = Vec::new();
+    for from in [
+        "+442079460958",
+        "+16505551234",
+        "+33142685300",
+        "+4930901820",
+    ] {
+        let inbound = api(
+            &client,
+            &base,
+            "/api/v1/messages/inbound",
+            Some(json!({"sender_id": sender, "from": from, "text": "hi"})),
+        )
+        .await;
+        contacts.push(inbound["contact_id"].as_str().unwrap().to_owned());
+    }
+    // Two messages per customer fall due together, so one claim takes them all: the first of
+    // each customer goes to Meta, the second waits behind it.
+    let due = (time::OffsetDateTime::now_utc() + time::Duration::seconds(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut ids = Vec::new();
+    for round in 1..=2 {
+        for contact in &contacts {
+            let message = api(
+                &client,
+                &base,
+                "/api/v1/messages",
+                Some(json!({
+                "sender_id": sender, "contact_id": contact, "text": format!("message {round}"),
+                "send_at": due})),
+            )
+            .await;
+            ids.push(message["id"].as_str().unwrap().to_owned());
+        }
+    }
+    fake.wait_for_messages(contacts.len(), Duration::from_secs(30))
+        .await;
+    // Queued while the dispatcher waits on Meta: never claimed before the kill.
+    for contact in &contacts {
+        let message = api(
+            &client,
+            &base,
+            "/api/v1/messages",
+            Some(json!({"sender_id": sender, "contact_id": contact, "text": "message 3"})),
+        )
+        .await;
+        ids.push(message["id"].as_str().unwrap().to_owned());
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let at_kill = fake.sent().len();
+    assert!(
+        at_kill >= contacts.len() && at_kill < ids.len(),
+        "{at_kill}"
+    );
+
+    fake.set_delay(None);
+    let (mut second, base) = serve(&db, dir.path()).await;
+    // Meta's statuses for what it took before the kill, echoing our ids.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for sent in fake.sent().iter().take(at_kill) {
+        let status = fake.whatsapp_status(sent, "sent", now);
+        let answer = fake
+            .deliver(&format!("{base}/webhooks/whatsapp"), APP_SECRET, &status)
+            .await;
+        assert_eq!(answer, 200);
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let messages = loop {
+        let list = api(
+            &client,
+            &base,
+            "/api/v1/messages?direction=outbound&limit=100",
+            None,
+        )
+        .await;
+        let items = list["items"].as_array().unwrap().clone();
+        assert!(items.iter().all(|m| m["status"] != "failed"), "{items:#?}");
+        if items.len() == ids.len() && items.iter().all(|m| m["status"] == "sent") {
+            break items;
+        }
+        assert!(Instant::now() < deadline, "not all sent: {items:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    // Exactly one request per message reached Meta, and each message has Meta's id for it.
+    let requests = fake.message_requests();
+    let mut echoed: Vec<String> = requests
+        .iter()
+        .map(|r| {
+            r.json()["biz_opaque_callback_data"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    echoed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(echoed, expected);
+    let sent = fake.sent();
+    for message in &messages {
+        let id = message["id"].as_str().unwrap();
+        let accepted = sent
+            .iter()
+            .find(|s| s.callback_data.as_deref() == Some(id))
+            .unwrap();
+        assert_eq!(message["provider_message_id"], accepted.id.as_str());
+    }
+}
+
 both_backends!(
+    a_killed_server_loses_nothing_and_sends_nothing_twice,
     the_demo_comes_alive,
     operators_create_users_and_tokens_from_the_command_line,
     bad_configuration_is_reported_whole,

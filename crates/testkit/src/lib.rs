@@ -2,7 +2,12 @@
 //!
 //! [`TestDb`] gives each test a database of its own: a file in a temporary directory for SQLite,
 //! or a new database on the server named by `SWITCHBOARD_TEST_DATABASE_URL` for PostgreSQL.
-//! [`both_backends!`] turns one async test function into a test per backend.
+//! [`both_backends!`] turns one async test function into a test per backend. [`fakes`] are the
+//! provider APIs on loopback that Switchboard's senders are pointed at in tests.
+
+pub mod fakes;
+
+pub use fakes::{FakeGraph, FakeTwilio, Recorded, Reply};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

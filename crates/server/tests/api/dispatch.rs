@@ -1,65 +1,18 @@
 //! The dispatcher against a fake Graph API on loopback that records requests and answers as
 //! scripted, on both databases.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::{json, Value};
-use switchboard_testkit::{both_backends, TestDb};
+use switchboard_testkit::fakes::GraphEndpoint;
+use switchboard_testkit::{both_backends, FakeGraph, Reply, TestDb};
 
 use crate::helpers::TestApp;
 
-#[derive(Clone, Default)]
-struct FakeGraph {
-    /// (path, authorization, body) of every request received.
-    requests: Arc<Mutex<Vec<(String, String, Value)>>>,
-    /// Answers to give, in order; a success when none is scripted.
-    script: Arc<Mutex<VecDeque<(u16, Value)>>>,
-}
-
-async fn messages(
-    State(fake): State<FakeGraph>,
-    Path(phone_number_id): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let mut requests = fake.requests.lock().unwrap();
-    requests.push((
-        format!("/v23.0/{phone_number_id}/messages"),
-        auth,
-        body.clone(),
-    ));
-    let n = requests.len();
-    let (status, answer) = fake.script.lock().unwrap().pop_front().unwrap_or_else(|| {
-        (
-            200,
-            json!({"messaging_product": "whatsapp",
-                   "contacts": [{"input": body["to"], "wa_id": body["to"]}],
-                   "messages": [{"id": format!("wamid.FAKE{n}")}]}),
-        )
-    });
-    (StatusCode::from_u16(status).unwrap(), Json(answer))
-}
-
 async fn fake_graph() -> (FakeGraph, String) {
-    let fake = FakeGraph::default();
-    let app = Router::new()
-        .route("/v23.0/{phone_number_id}/messages", post(messages))
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (fake, format!("http://{addr}/v23.0"))
+    let fake = FakeGraph::start().await;
+    let base = fake.api_base_url();
+    (fake, base)
 }
 
 /// Waits (boundedly) for a message to reach a status.
@@ -72,11 +25,6 @@ async fn status_of(app: &TestApp, id: &str, want: &str) -> Value {
         tokio::time::sleep(StdDuration::from_millis(25)).await;
     }
     panic!("message {id} never became {want}");
-}
-
-fn graph_error(code: i64, message: &str) -> Value {
-    json!({"error": {"message": message, "type": "OAuthException", "code": code,
-                     "fbtrace_id": "AbCdEf"}})
 }
 
 async fn messages_leave_and_failures_are_classified(db: TestDb) {
@@ -126,13 +74,17 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
     let ada = inbound("+442079460958").await;
     let id = send(ada.clone(), "Hello Ada").await;
     let sent = status_of(&app, &id, "sent").await;
-    assert!(sent["provider_message_id"]
-        .as_str()
-        .unwrap()
-        .starts_with("wamid.FAKE"));
+    let accepted = fake.sent();
+    assert_eq!(sent["provider_message_id"], accepted[0].id.as_str());
+    assert!(accepted[0].id.starts_with("wamid."));
     {
-        let requests = fake.requests.lock().unwrap();
-        let (path, auth, body) = requests.last().unwrap();
+        let requests = fake.message_requests();
+        let request = requests.last().unwrap();
+        let (path, auth, body) = (
+            &request.path,
+            request.authorization().unwrap(),
+            request.json(),
+        );
         assert_eq!(path, "/v23.0/106540352242922/messages");
         assert_eq!(auth, "Bearer EAAGfaketoken");
         assert_eq!(body["messaging_product"], "whatsapp");
@@ -143,10 +95,7 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
 
     // 131026: failed for good, and the contact is marked as not on WhatsApp (offer SMS).
     let bob = inbound("+16505551234").await;
-    fake.script
-        .lock()
-        .unwrap()
-        .push_back((400, graph_error(131026, "Message undeliverable")));
+    fake.reply_next(GraphEndpoint::Messages, Reply::whatsapp_undeliverable());
     let id = send(bob.clone(), "Hello Bob").await;
     let failed = status_of(&app, &id, "failed").await;
     assert_eq!(failed["error"]["code"], "not_on_whatsapp");
@@ -162,10 +111,7 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
 
     // 190: the token expired; the message fails, the sender shows it, and sends stop there.
     // (Before the throttling below, which holds back every send of the sender for a while.)
-    fake.script
-        .lock()
-        .unwrap()
-        .push_back((401, graph_error(190, "Error validating access token")));
+    fake.reply_next(GraphEndpoint::Messages, Reply::graph_token_expired());
     let id = send(ada.clone(), "Expired").await;
     let failed = status_of(&app, &id, "failed").await;
     assert_eq!(failed["error"]["code"], "token_expired");
@@ -197,10 +143,7 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
     )
     .await
     .ok(201);
-    fake.script
-        .lock()
-        .unwrap()
-        .push_back((429, graph_error(130429, "Rate limit hit")));
+    fake.reply_next(GraphEndpoint::Messages, Reply::whatsapp_rate_limited());
     let id = app
         .post(
             "/api/v1/messages",
@@ -282,13 +225,7 @@ async fn the_pair_limit_holds_back_one_recipient_only(db: TestDb) {
             panic!("message {id} was never held back");
         }
     };
-    fake.script.lock().unwrap().push_back((
-        400,
-        graph_error(
-            131056,
-            "(Business Account, Consumer Account) pair rate limit hit",
-        ),
-    ));
+    fake.reply_next(GraphEndpoint::Messages, Reply::whatsapp_pair_limit());
     let first = send(ada, "one").await.ok(202)["id"]
         .as_str()
         .unwrap()
@@ -313,9 +250,12 @@ async fn the_pair_limit_holds_back_one_recipient_only(db: TestDb) {
         .get(&format!("/api/v1/messages/{second}"), &app.admin)
         .await;
     assert_eq!(waiting.ok(200)["status"], "queued");
-    let requests = fake.requests.lock().unwrap();
-    let recipients: Vec<&Value> = requests.iter().map(|(_, _, body)| &body["to"]).collect();
-    assert_eq!(recipients, [&json!("442079460958"), &json!("16505551234")]);
+    let recipients: Vec<Value> = fake
+        .message_requests()
+        .iter()
+        .map(|r| r.json()["to"].clone())
+        .collect();
+    assert_eq!(recipients, [json!("442079460958"), json!("16505551234")]);
 }
 
 /// A scheduled message is checked again when it falls due: a customer who opted out meanwhile

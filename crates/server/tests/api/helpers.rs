@@ -101,9 +101,27 @@ impl TestApp {
 
     /// A server on `clock`, with the sandbox's simulated customers acting if `customers`.
     pub async fn spawn_with(db: TestDb, clock: Arc<dyn Clock>, customers: bool) -> TestApp {
+        Self::spawn_configured(db, clock, |config| config.sandbox_customers = customers).await
+    }
+
+    /// A server told that providers reach it at `public_url` (Twilio's status callbacks and
+    /// signatures use it), as behind a proxy.
+    pub async fn spawn_with_public_url(db: TestDb, public_url: &str) -> TestApp {
+        let url = public_url.parse().expect("a URL");
+        Self::spawn_configured(db, Arc::new(SystemClock), |config| {
+            config.public_url = Some(url)
+        })
+        .await
+    }
+
+    async fn spawn_configured(
+        db: TestDb,
+        clock: Arc<dyn Clock>,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(db.url(), dir.path());
-        config.sandbox_customers = customers;
+        configure(&mut config);
         let (server, _) = switchboard::start(&config, clock)
             .await
             .expect("server starts");

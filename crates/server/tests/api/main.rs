@@ -8,6 +8,7 @@ mod dispatch;
 mod media;
 mod messages;
 mod policy;
+mod providers;
 mod sandbox;
 mod senders;
 mod system;

@@ -1,18 +1,13 @@
 //! Inbound media: downloaded from a fake Graph API (and a fake Twilio) on loopback with the
 //! sender's credentials, kept under the data directory by content hash, served with auth.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use switchboard_channels::signature::{sign_meta, sign_twilio};
-use switchboard_testkit::{both_backends, TestDb};
+use switchboard_channels::signature::sign_meta;
+use switchboard_testkit::fakes::GraphEndpoint;
+use switchboard_testkit::{both_backends, FakeGraph, FakeTwilio, Reply, TestDb};
 
 use crate::helpers::TestApp;
 
@@ -20,74 +15,33 @@ const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
 const PHONE_NUMBER_ID: &str = "106540352242922";
 const MEDIA_ID: &str = "1037543291543636";
 
-#[derive(Clone, Default)]
+/// A fake Graph API serving `bytes` as the media `MEDIA_ID`.
 struct FakeFiles {
-    base: Arc<Mutex<String>>,
-    bytes: Arc<Vec<u8>>,
-    /// (path, authorization) of every request received.
-    requests: Arc<Mutex<Vec<(String, String)>>>,
-    /// Statuses to answer file downloads with before serving the bytes.
-    failures: Arc<Mutex<VecDeque<u16>>>,
+    graph: FakeGraph,
+    bytes: Vec<u8>,
 }
 
-fn authorization(headers: &HeaderMap) -> String {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-async fn media_info(
-    State(fake): State<FakeFiles>,
-    Path(media_id): Path<String>,
-    headers: HeaderMap,
-) -> Json<Value> {
-    fake.requests
-        .lock()
-        .unwrap()
-        .push((format!("/v23.0/{media_id}"), authorization(&headers)));
-    let base = fake.base.lock().unwrap().clone();
-    Json(json!({
-        "messaging_product": "whatsapp",
-        "url": format!("{base}/files/{media_id}?ext=1"),
-        "mime_type": "image/jpeg",
-        "sha256": hex::encode(Sha256::digest(fake.bytes.as_slice())),
-        "file_size": fake.bytes.len(),
-        "id": media_id,
-    }))
-}
-
-async fn file(
-    State(fake): State<FakeFiles>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> (StatusCode, Vec<u8>) {
-    fake.requests
-        .lock()
-        .unwrap()
-        .push((format!("/files/{name}"), authorization(&headers)));
-    if let Some(status) = fake.failures.lock().unwrap().pop_front() {
-        return (StatusCode::from_u16(status).unwrap(), b"try later".to_vec());
+impl FakeFiles {
+    /// (path, the `mid` of a download, authorization) of every request received.
+    fn requests(&self) -> Vec<(String, Option<String>, String)> {
+        self.graph
+            .requests()
+            .iter()
+            .map(|r| {
+                (
+                    r.path.clone(),
+                    r.query_param("mid"),
+                    r.authorization().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
     }
-    (StatusCode::OK, fake.bytes.to_vec())
 }
 
-/// A fake serving `bytes` as a WhatsApp media file and as a plain file.
-async fn fake_files(bytes: Vec<u8>) -> FakeFiles {
-    let fake = FakeFiles {
-        bytes: Arc::new(bytes),
-        ..FakeFiles::default()
-    };
-    let app = Router::new()
-        .route("/v23.0/{media_id}", get(media_info))
-        .route("/files/{name}", get(file))
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    *fake.base.lock().unwrap() = format!("http://{addr}");
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    fake
+async fn fake_files(bytes: Vec<u8>, mime_type: &str) -> FakeFiles {
+    let graph = FakeGraph::start().await;
+    graph.add_media(MEDIA_ID, bytes.clone(), mime_type);
+    FakeFiles { graph, bytes }
 }
 
 /// Bytes no text encoding would survive, and larger than one read or write.
@@ -126,7 +80,7 @@ fn base64_of(bytes: &[u8]) -> String {
 }
 
 async fn whatsapp_sender(app: &TestApp, fake: &FakeFiles) -> String {
-    let base = format!("{}/v23.0", fake.base.lock().unwrap());
+    let base = fake.graph.api_base_url();
     app.post("/api/v1/senders", &app.admin, json!({"channel": "whatsapp", "name": "WA", "provider": {
             "kind": "whatsapp_cloud", "phone_number_id": PHONE_NUMBER_ID, "waba_id": "102290129340398",
             "access_token": "EAAGfaketoken", "app_secret": APP_SECRET, "verify_token": "verify",
@@ -156,7 +110,7 @@ async fn stored_media(app: &TestApp) -> Value {
 
 async fn whatsapp_media_is_downloaded_stored_by_hash_and_served(db: TestDb) {
     let app = TestApp::spawn(db).await;
-    let fake = fake_files(picture()).await;
+    let fake = fake_files(picture(), "image/jpeg").await;
     whatsapp_sender(&app, &fake).await;
     whatsapp_image(&app, &fake, "wamid.MEDIA1").await;
 
@@ -171,26 +125,25 @@ async fn whatsapp_media_is_downloaded_stored_by_hash_and_served(db: TestDb) {
     assert_eq!(media["caption"], "the broken part");
 
     // Both requests carried the sender's token: the description, then the bytes.
-    {
-        let requests = fake.requests.lock().unwrap();
-        assert_eq!(
-            *requests,
-            vec![
-                (
-                    format!("/v23.0/{MEDIA_ID}"),
-                    "Bearer EAAGfaketoken".to_owned()
-                ),
-                (
-                    format!("/files/{MEDIA_ID}"),
-                    "Bearer EAAGfaketoken".to_owned()
-                ),
-            ]
-        );
-    }
+    assert_eq!(
+        fake.requests(),
+        vec![
+            (
+                format!("/v23.0/{MEDIA_ID}"),
+                None,
+                "Bearer EAAGfaketoken".to_owned()
+            ),
+            (
+                "/whatsapp_business/attachments/".to_owned(),
+                Some(MEDIA_ID.to_owned()),
+                "Bearer EAAGfaketoken".to_owned()
+            ),
+        ]
+    );
 
     // On disk under its hash, byte for byte, and nothing half-written beside it.
     let dir = app.data_dir().join("media");
-    assert_eq!(std::fs::read(dir.join(&hash)).unwrap(), *fake.bytes);
+    assert_eq!(std::fs::read(dir.join(&hash)).unwrap(), fake.bytes);
     let names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -256,8 +209,11 @@ async fn whatsapp_media_is_downloaded_stored_by_hash_and_served(db: TestDb) {
 
 async fn a_failed_download_is_retried_and_the_message_kept(db: TestDb) {
     let app = TestApp::spawn(db).await;
-    let fake = fake_files(b"%PDF-1.7 the invoice".to_vec()).await;
-    fake.failures.lock().unwrap().push_back(500);
+    let fake = fake_files(b"%PDF-1.7 the invoice".to_vec(), "image/jpeg").await;
+    fake.graph.reply_next(
+        GraphEndpoint::MediaDownload,
+        Reply::new(500, json!("try later")),
+    );
     whatsapp_sender(&app, &fake).await;
     whatsapp_image(&app, &fake, "wamid.RETRY").await;
 
@@ -282,11 +238,9 @@ async fn a_failed_download_is_retried_and_the_message_kept(db: TestDb) {
     let hash = hex::encode(Sha256::digest(fake.bytes.as_slice()));
     assert_eq!(message["media"]["sha256"], hash.as_str());
     let file_requests = fake
-        .requests
-        .lock()
-        .unwrap()
+        .requests()
         .iter()
-        .filter(|(path, _)| path.starts_with("/files/"))
+        .filter(|(path, _, _)| path.starts_with("/whatsapp_business/"))
         .count();
     assert_eq!(file_requests, 2, "failed once, then fetched");
     let served = app.get(&format!("/api/v1/media/{hash}"), &app.admin).await;
@@ -296,8 +250,9 @@ async fn a_failed_download_is_retried_and_the_message_kept(db: TestDb) {
 
 async fn twilio_media_is_fetched_with_basic_auth(db: TestDb) {
     let app = TestApp::spawn(db).await;
-    let fake = fake_files(b"GIF89a tiny".to_vec()).await;
     let account_sid = format!("AC{}", "a".repeat(32));
+    let fake = FakeTwilio::start(&account_sid, "twilio-auth-token").await;
+    let bytes = b"GIF89a tiny".to_vec();
     app.post(
         "/api/v1/senders",
         &app.admin,
@@ -307,7 +262,11 @@ async fn twilio_media_is_fetched_with_basic_auth(db: TestDb) {
     )
     .await
     .ok(201);
-    let media_url = format!("{}/files/ME123", fake.base.lock().unwrap());
+    let media_url = fake.add_media(
+        "MM0123456789abcdef0123456789abcdef",
+        bytes.clone(),
+        "image/gif",
+    );
     let params: Vec<(String, String)> = [
         ("MessageSid", "MM0123456789abcdef0123456789abcdef"),
         ("AccountSid", account_sid.as_str()),
@@ -331,7 +290,7 @@ async fn twilio_media_is_fetched_with_basic_auth(db: TestDb) {
         .header("content-type", "application/x-www-form-urlencoded")
         .header(
             "x-twilio-signature",
-            sign_twilio("twilio-auth-token", &url, &params),
+            switchboard_channels::signature::sign_twilio("twilio-auth-token", &url, &params),
         )
         .body(body)
         .send()
@@ -346,14 +305,21 @@ async fn twilio_media_is_fetched_with_basic_auth(db: TestDb) {
         "Basic {}",
         base64_of(format!("{account_sid}:twilio-auth-token").as_bytes())
     );
-    assert_eq!(
-        *fake.requests.lock().unwrap(),
-        vec![("/files/ME123".to_owned(), expected)]
-    );
+    let requests: Vec<(String, String)> = fake
+        .requests()
+        .iter()
+        .map(|r| {
+            (
+                format!("{}{}", fake.base_url(), r.path),
+                r.authorization().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(requests, vec![(media_url, expected)]);
     let hash = message["media"]["sha256"].as_str().unwrap();
     assert_eq!(
         std::fs::read(app.data_dir().join("media").join(hash)).unwrap(),
-        *fake.bytes
+        bytes
     );
 }
 

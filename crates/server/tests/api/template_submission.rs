@@ -1,67 +1,22 @@
 //! Submitting WhatsApp templates to Meta's template API, against a fake Graph API on loopback
 //! that records what it receives, and Meta's status webhooks applied to them.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::{json, Value};
 use switchboard_channels::signature::sign_meta;
-use switchboard_testkit::{both_backends, TestDb};
+use switchboard_testkit::fakes::GraphEndpoint;
+use switchboard_testkit::{both_backends, FakeGraph, Reply, TestDb};
 
 use crate::helpers::TestApp;
 
 const WABA_ID: &str = "102290129340398";
 const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-#[derive(Clone, Default)]
-struct FakeGraph {
-    /// (path, authorization, body) of every request received.
-    requests: Arc<Mutex<Vec<(String, String, Value)>>>,
-    /// Answers to give, in order.
-    script: Arc<Mutex<VecDeque<(u16, Value)>>>,
-}
-
-async fn message_templates(
-    State(fake): State<FakeGraph>,
-    Path(waba_id): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    fake.requests
-        .lock()
-        .unwrap()
-        .push((format!("/v23.0/{waba_id}/message_templates"), auth, body));
-    let (status, answer) = fake
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .expect("an answer is scripted for every submission");
-    (StatusCode::from_u16(status).unwrap(), Json(answer))
-}
-
 async fn fake_graph() -> (FakeGraph, String) {
-    let fake = FakeGraph::default();
-    let app = Router::new()
-        .route(
-            "/v23.0/{waba_id}/message_templates",
-            post(message_templates),
-        )
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (fake, format!("http://{addr}/v23.0"))
+    let fake = FakeGraph::start().await;
+    let base = fake.api_base_url();
+    (fake, base)
 }
 
 async fn whatsapp_sender(app: &TestApp, base: &str) -> String {
@@ -96,7 +51,7 @@ async fn template(app: &TestApp, sender: &str, name: &str) -> String {
 }
 
 fn script(fake: &FakeGraph, status: u16, answer: Value) {
-    fake.script.lock().unwrap().push_back((status, answer));
+    fake.reply_next(GraphEndpoint::MessageTemplates, Reply::new(status, answer));
 }
 
 fn steps(template: &Value) -> Vec<(String, String, String)> {
@@ -137,14 +92,18 @@ async fn templates_are_submitted_to_meta_and_follow_its_answers(db: TestDb) {
     assert_eq!(submitted["status"], "pending");
     assert_eq!(submitted["provider_template_id"], "1689556908129832");
     {
-        let requests = fake.requests.lock().unwrap();
+        let requests = fake.requests();
         assert_eq!(requests.len(), 1);
-        let (path, auth, body) = &requests[0];
+        let (path, auth, body) = (
+            &requests[0].path,
+            requests[0].authorization(),
+            requests[0].json(),
+        );
         assert_eq!(path, &format!("/v23.0/{WABA_ID}/message_templates"));
-        assert_eq!(auth, "Bearer EAAGfaketoken");
+        assert_eq!(auth, Some("Bearer EAAGfaketoken"));
         assert_eq!(
             body,
-            &json!({
+            json!({
                 "name": "order_update",
                 "language": "en_US",
                 "category": "UTILITY",
@@ -317,7 +276,7 @@ async fn a_refused_submission_leaves_a_draft_and_says_why(db: TestDb) {
         )
         .await;
     answer.problem(502, "provider_unavailable");
-    assert_eq!(fake.requests.lock().unwrap().len(), 2);
+    assert_eq!(fake.requests().len(), 2);
 
     // A sandbox sender's template only moves to pending; Meta hears nothing.
     let sandbox = app.sandbox_sender("whatsapp").await;
@@ -331,7 +290,7 @@ async fn a_refused_submission_leaves_a_draft_and_says_why(db: TestDb) {
         .await;
     assert_eq!(answer.ok(200)["status"], "pending");
     assert_eq!(answer.body["provider_template_id"], Value::Null);
-    assert_eq!(fake.requests.lock().unwrap().len(), 2);
+    assert_eq!(fake.requests().len(), 2);
 }
 
 async fn whatsapp_sender_at(app: &TestApp, base: &str) -> String {
