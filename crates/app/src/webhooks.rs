@@ -2,6 +2,9 @@
 //! they are answered, then processed: messages recorded once (provider ids are unique),
 //! statuses applied forward only, every event of a payload applied, unknown kinds kept.
 
+use std::collections::HashMap;
+
+use futures_util::StreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchboard_channels::events::{self as ev, InboundEvent};
@@ -224,36 +227,72 @@ pub async fn accept_twilio(
     store(state, "twilio", &sender, text).await.map(Ok)
 }
 
+/// Webhooks read from the inbox at once.
+const PROCESS_BATCH: i64 = 500;
+/// Customers whose webhooks are applied at the same time.
+const PROCESS_CONCURRENCY: usize = 16;
+
 /// Processes every stored webhook not yet processed; returns how many. Safe to run on several
 /// nodes at once: applying an event twice changes nothing the second time.
+///
+/// Webhooks about one customer are applied one after another in the order received (a STOP
+/// then a START must end opted in); different customers' are applied concurrently.
 pub async fn process_pending(state: &AppState) -> Result<usize> {
     let pending = state
         .store()
-        .pending_webhooks(100)
+        .pending_webhooks(PROCESS_BATCH)
         .await
         .map_err(AppError::Internal)?;
     let count = pending.len();
-    let mut outcomes = Vec::with_capacity(count);
+    let mut lanes: Vec<Vec<(String, Parsed)>> = Vec::new();
+    let mut lane_of: HashMap<String, usize> = HashMap::new();
     for webhook in pending {
-        let outcome = match webhook.provider.as_str() {
-            "whatsapp" => match switchboard_channels::parse_whatsapp(webhook.body.as_bytes()) {
-                Ok(events) => apply_all(state, events).await?,
-                Err(e) => unparseable(&webhook, e),
-            },
-            "messenger" => match switchboard_channels::parse_messenger(webhook.body.as_bytes()) {
-                Ok(events) => apply_all(state, events).await?,
-                Err(e) => unparseable(&webhook, e),
-            },
-            "twilio" => {
-                let form = switchboard_channels::parse_form(webhook.body.as_bytes());
-                match switchboard_channels::parse_twilio(&form) {
-                    Ok(event) => apply_all(state, vec![event]).await?,
-                    Err(e) => unparseable(&webhook, e),
+        let parsed = parse(&webhook);
+        let lane = match &parsed {
+            Parsed::Events(events) => events.first().and_then(customer_of),
+            Parsed::Kept(_) => None,
+        };
+        let index = match lane {
+            Some(key) => *lane_of.entry(key).or_insert_with(|| {
+                lanes.push(Vec::new());
+                lanes.len() - 1
+            }),
+            None => {
+                lanes.push(Vec::new());
+                lanes.len() - 1
+            }
+        };
+        lanes[index].push((webhook.id, parsed));
+    }
+    let results: Vec<Vec<(String, Result<String>)>> = futures_util::stream::iter(lanes)
+        .map(|lane| async move {
+            let mut done = Vec::with_capacity(lane.len());
+            for (id, parsed) in lane {
+                let outcome = match parsed {
+                    Parsed::Events(events) => apply_all(state, events).await,
+                    Parsed::Kept(outcome) => Ok(outcome),
+                };
+                let failed = outcome.is_err();
+                done.push((id, outcome));
+                // The rest of this customer's webhooks wait for the next round, in order.
+                if failed {
+                    break;
                 }
             }
-            other => format!("no processor for {other}"),
-        };
-        outcomes.push((webhook.id, outcome));
+            done
+        })
+        .buffer_unordered(PROCESS_CONCURRENCY)
+        .collect()
+        .await;
+    let mut outcomes = Vec::with_capacity(count);
+    let mut first_error = None;
+    for (id, outcome) in results.into_iter().flatten() {
+        match outcome {
+            Ok(outcome) => outcomes.push((id, outcome)),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
     }
     // One commit for the batch's marks. Applying is idempotent, so webhooks applied before a
     // crash and not yet marked are simply applied again, changing nothing.
@@ -262,7 +301,45 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
         .mark_webhooks_processed(&outcomes, state.now())
         .await
         .map_err(AppError::Internal)?;
-    Ok(count)
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(count),
+    }
+}
+
+/// A stored webhook read: its events, or the outcome to record for a body with nothing to
+/// apply.
+enum Parsed {
+    Events(Vec<InboundEvent>),
+    Kept(String),
+}
+
+fn parse(webhook: &WebhookEvent) -> Parsed {
+    let parsed = match webhook.provider.as_str() {
+        "whatsapp" => switchboard_channels::parse_whatsapp(webhook.body.as_bytes()),
+        "messenger" => switchboard_channels::parse_messenger(webhook.body.as_bytes()),
+        "twilio" => {
+            let form = switchboard_channels::parse_form(webhook.body.as_bytes());
+            switchboard_channels::parse_twilio(&form).map(|event| vec![event])
+        }
+        other => return Parsed::Kept(format!("no processor for {other}")),
+    };
+    match parsed {
+        Ok(events) => Parsed::Events(events),
+        Err(e) => Parsed::Kept(unparseable(webhook, e)),
+    }
+}
+
+/// Whose webhook this is, so that one customer's are applied in order: the customer who wrote,
+/// or who the status is about. `None` for events about no one customer (template updates).
+fn customer_of(event: &InboundEvent) -> Option<String> {
+    let (provider, business, party) = match event {
+        InboundEvent::Message(m) => (&m.provider, &m.business_id, &m.customer),
+        InboundEvent::Status(s) => (&s.provider, &s.business_id, &s.recipient),
+        _ => return None,
+    };
+    let who = party.address.as_ref().or(party.user_id.as_ref())?;
+    Some(format!("{provider:?}/{business}/{who}"))
 }
 
 fn unparseable(webhook: &WebhookEvent, error: impl std::fmt::Debug) -> String {
