@@ -235,6 +235,7 @@ pub async fn update_sender(
         .update_sender(&sender)
         .await
         .map_err(sender_store_error)?;
+    state.forget_senders();
     Ok(sender)
 }
 
@@ -244,7 +245,9 @@ pub async fn delete_sender(state: &AppState, principal: &Principal, id: SenderId
         .store()
         .delete_sender(id)
         .await
-        .map_err(sender_store_error)
+        .map_err(sender_store_error)?;
+    state.forget_senders();
+    Ok(())
 }
 
 /// Records that the provider refused the sender's credentials (R8.5): sends from it stop
@@ -258,5 +261,7 @@ pub(crate) async fn mark_token_expired(state: &AppState, sender: &Sender) -> Res
         .store()
         .update_sender(&sender)
         .await
-        .map_err(AppError::Internal)
+        .map_err(AppError::Internal)?;
+    state.forget_senders();
+    Ok(())
 }

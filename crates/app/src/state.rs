@@ -1,9 +1,17 @@
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use switchboard_core::sender::{ProviderKind, Sender};
+use switchboard_store::StoreError;
 
 use switchboard_core::time::truncate_to_millis;
 use switchboard_store::Store;
 use time::OffsetDateTime;
+
+/// How long a sender read for a webhook is used before it is read again.
+const SENDER_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// Where the application reads the time. Tests use a [`ManualClock`] so that windows, expiries
 /// and retries can be exercised without waiting.
@@ -64,6 +72,8 @@ struct Inner {
     webhooks: tokio::sync::Notify,
     /// Wakes the media fetcher when a download has been queued.
     media: tokio::sync::Notify,
+    /// Senders by provider id, for the webhook paths, briefly: see `sender_by_external_id`.
+    senders: Mutex<HashMap<(ProviderKind, String), (Instant, Sender)>>,
     /// The webhook inbox's group-commit writer, started on first use (inside the runtime).
     inbox: std::sync::OnceLock<crate::inbox::Inbox>,
 }
@@ -86,6 +96,7 @@ impl AppState {
                     .unwrap_or_default(),
                 webhooks: tokio::sync::Notify::new(),
                 media: tokio::sync::Notify::new(),
+                senders: Mutex::new(HashMap::new()),
                 inbox: std::sync::OnceLock::new(),
             }),
         }
@@ -116,6 +127,46 @@ impl AppState {
     /// Waits until a download has been queued since the last wait.
     pub async fn media_waiting(&self) {
         self.inner.media.notified().await;
+    }
+
+    /// The sender a provider's webhook names (phone-number id, page id, number), from a cache
+    /// kept a couple of seconds: every webhook needs it, and reading it from the database each
+    /// time costs more than the rest of answering one. Changes made here forget the cache at
+    /// once; another node's are seen within `SENDER_CACHE_TTL`.
+    pub(crate) async fn sender_by_external_id(
+        &self,
+        kind: ProviderKind,
+        external_id: &str,
+    ) -> Result<Option<Sender>, StoreError> {
+        let key = (kind, external_id.to_owned());
+        {
+            let cache = self.inner.senders.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, sender)) = cache.get(&key) {
+                if at.elapsed() < SENDER_CACHE_TTL {
+                    return Ok(Some(sender.clone()));
+                }
+            }
+        }
+        let found = self
+            .inner
+            .store
+            .find_sender_by_external_id(kind, external_id)
+            .await?;
+        // Not found is not kept: a sender created a moment later must be found at once.
+        if let Some(sender) = &found {
+            let mut cache = self.inner.senders.lock().unwrap_or_else(|p| p.into_inner());
+            cache.insert(key, (Instant::now(), sender.clone()));
+        }
+        Ok(found)
+    }
+
+    /// Drops cached senders after one was changed or deleted.
+    pub(crate) fn forget_senders(&self) {
+        self.inner
+            .senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     pub(crate) fn inbox(&self) -> &crate::inbox::Inbox {

@@ -64,8 +64,7 @@ async fn whatsapp_sender_for(state: &AppState, body: &Value) -> Result<Option<Se
         for change in entry["changes"].as_array().into_iter().flatten() {
             if let Some(id) = change["value"]["metadata"]["phone_number_id"].as_str() {
                 if let Some(sender) = state
-                    .store()
-                    .find_sender_by_external_id(ProviderKind::WhatsappCloud, id)
+                    .sender_by_external_id(ProviderKind::WhatsappCloud, id)
                     .await
                     .map_err(AppError::Internal)?
                 {
@@ -158,8 +157,7 @@ pub async fn accept_messenger(
         .unwrap_or_default()
         .to_owned();
     let Some(sender) = state
-        .store()
-        .find_sender_by_external_id(ProviderKind::Messenger, &page)
+        .sender_by_external_id(ProviderKind::Messenger, &page)
         .await
         .map_err(AppError::Internal)?
     else {
@@ -202,8 +200,7 @@ pub async fn accept_twilio(
         .filter_map(param)
     {
         sender = state
-            .store()
-            .find_sender_by_external_id(ProviderKind::Twilio, &candidate)
+            .sender_by_external_id(ProviderKind::Twilio, &candidate)
             .await
             .map_err(AppError::Internal)?;
         if sender.is_some() {
@@ -398,8 +395,7 @@ fn media_kind(kind: &ev::MessageKind) -> Option<MediaKind> {
 async fn apply_message(state: &AppState, m: ev::InboundMessage) -> Result<()> {
     let (_, kind) = route(&m.provider);
     let Some(sender) = state
-        .store()
-        .find_sender_by_external_id(kind, &m.business_id)
+        .sender_by_external_id(kind, &m.business_id)
         .await
         .map_err(AppError::Internal)?
     else {

@@ -15,6 +15,17 @@ impl Store {
         channel: Channel,
         now: OffsetDateTime,
     ) -> Result<ConversationId> {
+        // Nearly always it exists already: a read then spares the single writer a transaction.
+        let existing: Option<(String,)> = read_pool!(self, |db| {
+            sqlx::query_as("SELECT id FROM conversations WHERE contact_id = $1 AND sender_id = $2")
+                .bind(contact.to_string())
+                .bind(sender.to_string())
+                .fetch_optional(db)
+                .await?
+        });
+        if let Some((id,)) = existing {
+            return parse("conversations.id", &id);
+        }
         let fresh = ConversationId::new();
         let (id,): (String,) = write_tx!(self, |tx| {
             sqlx::query(
