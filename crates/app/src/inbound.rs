@@ -19,6 +19,7 @@ use switchboard_core::{
     Channel, ConsentEventId, ContactId, FieldError, MessageId, MessengerPsid, Permission,
     PhoneNumber, SenderId, ValidationErrors, WhatsappUserId,
 };
+use switchboard_store::messages::InboundRecord;
 use switchboard_store::StoreError;
 use time::OffsetDateTime;
 
@@ -315,10 +316,12 @@ pub(crate) async fn receive(state: &AppState, input: InboundInput) -> Result<Cre
     if let (Some(_), Some(media)) = (&download, message.media.as_mut()) {
         media.download = Some(MediaDownloadStatus::Pending);
     }
-    match store
-        .record_inbound(&message, consent.as_ref(), download.as_ref())
-        .await
-    {
+    let record = InboundRecord {
+        message: message.clone(),
+        consent: consent.clone(),
+        job: download.clone(),
+    };
+    match state.inbound().commit(record).await {
         Ok(()) => {
             if download.is_some() {
                 state.wake_media();

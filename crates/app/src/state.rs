@@ -4,7 +4,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchboard_core::sender::{ProviderKind, Sender};
+use switchboard_store::messages::InboundRecord;
+use switchboard_store::webhooks::WebhookEvent;
 use switchboard_store::StoreError;
+
+use crate::group_commit::GroupCommit;
 
 use switchboard_core::time::truncate_to_millis;
 use switchboard_store::Store;
@@ -74,8 +78,10 @@ struct Inner {
     media: tokio::sync::Notify,
     /// Senders by provider id, for the webhook paths, briefly: see `sender_by_external_id`.
     senders: Mutex<HashMap<(ProviderKind, String), (Instant, Sender)>>,
-    /// The webhook inbox's group-commit writer, started on first use (inside the runtime).
-    inbox: std::sync::OnceLock<crate::inbox::Inbox>,
+    /// The group-commit writers of the webhook inbox and of inbound messages, started on
+    /// first use (inside the runtime).
+    inbox: std::sync::OnceLock<GroupCommit<WebhookEvent, bool>>,
+    inbound: std::sync::OnceLock<GroupCommit<InboundRecord, ()>>,
 }
 
 impl AppState {
@@ -98,6 +104,7 @@ impl AppState {
                 media: tokio::sync::Notify::new(),
                 senders: Mutex::new(HashMap::new()),
                 inbox: std::sync::OnceLock::new(),
+                inbound: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -169,10 +176,29 @@ impl AppState {
             .clear();
     }
 
-    pub(crate) fn inbox(&self) -> &crate::inbox::Inbox {
-        self.inner
-            .inbox
-            .get_or_init(|| crate::inbox::Inbox::start(self.inner.store.clone()))
+    /// Commits verified webhooks to the inbox; each answers whether its body is new.
+    pub(crate) fn inbox(&self) -> &GroupCommit<WebhookEvent, bool> {
+        self.inner.inbox.get_or_init(|| {
+            let store = self.inner.store.clone();
+            GroupCommit::start(move |events: Vec<WebhookEvent>| {
+                let store = store.clone();
+                async move {
+                    let fresh = store.store_webhooks(&events).await?;
+                    Ok(fresh.into_iter().map(Ok).collect())
+                }
+            })
+        })
+    }
+
+    /// Records inbound messages, each with what goes with it.
+    pub(crate) fn inbound(&self) -> &GroupCommit<InboundRecord, ()> {
+        self.inner.inbound.get_or_init(|| {
+            let store = self.inner.store.clone();
+            GroupCommit::start(move |records: Vec<InboundRecord>| {
+                let store = store.clone();
+                async move { store.record_inbound_batch(&records).await }
+            })
+        })
     }
 
     /// Tells the webhook processor there is work.

@@ -13,6 +13,16 @@ use crate::jobs::{finish_job_in, insert_job, Lease, NewJob, Outcome};
 use crate::rows::{at, json_value, ms, parse, parse_opt};
 use crate::{IdempotencyKey, Page, PageRequest, Result, Store, StoreError};
 
+/// An inbound message and what is recorded with it.
+#[derive(Clone, Debug)]
+pub struct InboundRecord {
+    pub message: Message,
+    /// A consent change its text asked for (a STOP, a YES to an opt-in request).
+    pub consent: Option<switchboard_core::consent::ConsentEvent>,
+    /// The job that downloads its media.
+    pub job: Option<NewJob>,
+}
+
 /// What one send attempt came to, recorded with its job in one transaction.
 #[derive(Clone, Debug)]
 pub struct SendCompletion {
@@ -464,36 +474,69 @@ impl Store {
         consent: Option<&switchboard_core::consent::ConsentEvent>,
         job: Option<&NewJob>,
     ) -> Result<()> {
-        let sent_at = message.provider_timestamp.unwrap_or(message.created_at);
-        let result: Result<()> = async {
-            write_tx!(self, |tx| {
-                insert_message_row!(tx, message);
-                if let Some(conversation) = message.conversation_id {
-                    sqlx::query(
-                        "UPDATE conversations SET last_message_at = $2, \
-                         last_inbound_at = CASE WHEN last_inbound_at IS NULL \
-                           OR last_inbound_at < $3 THEN $3 ELSE last_inbound_at END, \
-                         state = CASE WHEN state = 'closed' THEN 'unclaimed' ELSE state END, \
-                         assignee_id = CASE WHEN state = 'closed' THEN NULL ELSE assignee_id END, \
-                         updated_at = $2 WHERE id = $1",
-                    )
-                    .bind(conversation.to_string())
-                    .bind(ms(message.created_at))
-                    .bind(ms(sent_at))
-                    .execute(&mut *tx)
-                    .await?;
+        let record = InboundRecord {
+            message: message.clone(),
+            consent: consent.cloned(),
+            job: job.cloned(),
+        };
+        let mut results = self
+            .record_inbound_batch(std::slice::from_ref(&record))
+            .await?;
+        results.pop().unwrap_or(Ok(()))
+    }
+
+    /// Records many inbound messages in one transaction (a group commit), each as
+    /// [`Store::record_inbound`] would: each under a savepoint, so that one refused (a
+    /// duplicate) leaves the others recorded. The outer error is the transaction's own.
+    pub async fn record_inbound_batch(&self, records: &[InboundRecord]) -> Result<Vec<Result<()>>> {
+        let results: Vec<Result<()>> = write_tx!(self, |tx| {
+            let mut results = Vec::with_capacity(records.len());
+            for record in records {
+                sqlx::query("SAVEPOINT inbound").execute(&mut *tx).await?;
+                let recorded: Result<()> = async {
+                    let message = &record.message;
+                    let sent_at = message.provider_timestamp.unwrap_or(message.created_at);
+                    insert_message_row!(tx, message);
+                    if let Some(conversation) = message.conversation_id {
+                        sqlx::query(
+                            "UPDATE conversations SET last_message_at = $2, \
+                             last_inbound_at = CASE WHEN last_inbound_at IS NULL \
+                               OR last_inbound_at < $3 THEN $3 ELSE last_inbound_at END, \
+                             state = CASE WHEN state = 'closed' THEN 'unclaimed' ELSE state END, \
+                             assignee_id = CASE WHEN state = 'closed' THEN NULL \
+                               ELSE assignee_id END, \
+                             updated_at = $2 WHERE id = $1",
+                        )
+                        .bind(conversation.to_string())
+                        .bind(ms(message.created_at))
+                        .bind(ms(sent_at))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if let Some(event) = &record.consent {
+                        insert_consent_event!(tx, event);
+                    }
+                    if let Some(job) = &record.job {
+                        insert_job!(tx, job, message.created_at);
+                    }
+                    Ok(())
                 }
-                if let Some(event) = consent {
-                    insert_consent_event!(tx, event);
-                }
-                if let Some(job) = job {
-                    insert_job!(tx, job, message.created_at);
-                }
-            });
-            Ok(())
+                .await;
+                let end = if recorded.is_ok() {
+                    "RELEASE SAVEPOINT inbound"
+                } else {
+                    "ROLLBACK TO SAVEPOINT inbound"
+                };
+                sqlx::query(end).execute(&mut *tx).await?;
+                results.push(recorded);
+            }
+            results
+        });
+        let mut named = Vec::with_capacity(results.len());
+        for (result, record) in results.into_iter().zip(records) {
+            named.push(self.name_duplicate(result, &record.message).await);
         }
-        .await;
-        self.name_duplicate(result, message).await
+        Ok(named)
     }
 
     /// When the contact last wrote to this sender, by the provider's clock: the start of the

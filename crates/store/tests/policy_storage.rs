@@ -19,7 +19,7 @@ use switchboard_core::{
 };
 use switchboard_store::decisions::DecisionRecord;
 use switchboard_store::jobs::{NewJob, Outcome};
-use switchboard_store::messages::SendCompletion;
+use switchboard_store::messages::{InboundRecord, SendCompletion};
 use switchboard_store::{IdempotencyKey, Store, StoreError};
 use switchboard_testkit::{both_backends, TestDb};
 
@@ -398,6 +398,35 @@ async fn inbound_messages_open_the_window_and_reopen_conversations(db: TestDb) {
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
+
+    // In a batch (a group commit), a duplicate is refused alone: the others are recorded.
+    let mut before = message(&sender, &contact, Direction::Inbound, now());
+    before.provider_message_id = Some("wamid.batch.1".into());
+    let mut after = message(&sender, &contact, Direction::Inbound, now());
+    after.provider_message_id = Some("wamid.batch.2".into());
+    let record = |m: &Message| InboundRecord {
+        message: m.clone(),
+        consent: None,
+        job: None,
+    };
+    let results = store
+        .record_inbound_batch(&[record(&before), record(&duplicate), record(&after)])
+        .await
+        .unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    match &results[1] {
+        Err(StoreError::Conflict { existing_id, .. }) => {
+            assert_eq!(existing_id.as_deref(), Some(first.id.to_string().as_str()))
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    for m in [&before, &after] {
+        assert_eq!(store.get_message(m.id).await.unwrap().id, m.id);
+    }
+    assert!(matches!(
+        store.get_message(duplicate.id).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 async fn business_initiated_reach_counts_distinct_recent_recipients(db: TestDb) {
