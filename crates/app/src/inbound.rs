@@ -5,8 +5,8 @@
 
 use serde::Deserialize;
 use switchboard_core::consent::{
-    apply_keyword, confirmation_text, current_status, outcome_of_reply, status_after, ConsentEvent,
-    ConsentSource, ConsentStatus, OptInOutcome,
+    apply_keyword, confirmation_text, could_change_consent, current_status, outcome_of_reply,
+    status_after, ConsentEvent, ConsentSource, ConsentStatus, OptInOutcome,
 };
 use switchboard_core::contact::Contact;
 use switchboard_core::message::{
@@ -137,6 +137,9 @@ async fn consent_change(
 ) -> Result<Option<ConsentEvent>> {
     let Some(text) = text else { return Ok(None) };
     let keywords = crate::settings::keywords(state).await?;
+    if !could_change_consent(text, &keywords) {
+        return Ok(None);
+    }
     let events = state
         .store()
         .consent_events(contact.id, Some(channel))
@@ -222,8 +225,8 @@ pub async fn receive_message(
 /// Records an inbound message on the system's authority (a verified provider webhook).
 pub(crate) async fn receive(state: &AppState, input: InboundInput) -> Result<Created<Message>> {
     let store = state.store();
-    let sender = store
-        .get_sender(input.sender_id)
+    let sender = state
+        .sender(input.sender_id)
         .await
         .map_err(crate::missing_reference("sender_id", "sender"))?;
     let mut errors = ValidationErrors::new();

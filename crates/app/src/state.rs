@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchboard_core::sender::{ProviderKind, Sender};
+use switchboard_core::SenderId;
 use switchboard_store::messages::InboundRecord;
 use switchboard_store::webhooks::WebhookEvent;
 use switchboard_store::StoreError;
@@ -78,6 +79,8 @@ struct Inner {
     media: tokio::sync::Notify,
     /// Senders by provider id, for the webhook paths, briefly: see `sender_by_external_id`.
     senders: Mutex<HashMap<(ProviderKind, String), (Instant, Sender)>>,
+    /// The same, by id, for the inbound path.
+    senders_by_id: Mutex<HashMap<SenderId, (Instant, Sender)>>,
     /// The group-commit writers of the webhook inbox and of inbound messages, started on
     /// first use (inside the runtime).
     inbox: std::sync::OnceLock<GroupCommit<WebhookEvent, bool>>,
@@ -103,6 +106,7 @@ impl AppState {
                 webhooks: tokio::sync::Notify::new(),
                 media: tokio::sync::Notify::new(),
                 senders: Mutex::new(HashMap::new()),
+                senders_by_id: Mutex::new(HashMap::new()),
                 inbox: std::sync::OnceLock::new(),
                 inbound: std::sync::OnceLock::new(),
             }),
@@ -167,10 +171,39 @@ impl AppState {
         Ok(found)
     }
 
+    /// A sender by id, from the same brief cache (inbound messages need theirs each time).
+    pub(crate) async fn sender(&self, id: SenderId) -> Result<Sender, StoreError> {
+        {
+            let cache = self
+                .inner
+                .senders_by_id
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some((at, sender)) = cache.get(&id) {
+                if at.elapsed() < SENDER_CACHE_TTL {
+                    return Ok(sender.clone());
+                }
+            }
+        }
+        let sender = self.inner.store.get_sender(id).await?;
+        let mut cache = self
+            .inner
+            .senders_by_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cache.insert(id, (Instant::now(), sender.clone()));
+        Ok(sender)
+    }
+
     /// Drops cached senders after one was changed or deleted.
     pub(crate) fn forget_senders(&self) {
         self.inner
             .senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.inner
+            .senders_by_id
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();

@@ -406,6 +406,12 @@ pub fn outcome_of_reply(
     }
 }
 
+/// Whether a message's text could change consent at all: a keyword, or a YES or NO that would
+/// answer a pending opt-in request. Most messages cannot, and then the ledger need not be read.
+pub fn could_change_consent(text: &str, keywords: &KeywordConfig) -> bool {
+    keywords.classify(text).is_some() || matches!(normalize_message(text).as_str(), "yes" | "no")
+}
+
 /// The ledger entry an outcome leads to; `None` where the ledger stays as it is (no WhatsApp
 /// is a fact about the contact, not a consent decision, and silence decides nothing).
 pub fn status_after(outcome: OptInOutcome) -> Option<ConsentStatus> {
@@ -577,6 +583,23 @@ mod tests {
         let back: KeywordConfig =
             serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn only_keywords_and_answers_could_change_consent() {
+        let keywords = KeywordConfig::default();
+        for text in ["STOP", "stop!", "Yes", " no. ", "START"] {
+            assert!(could_change_consent(text, &keywords), "{text}");
+        }
+        for text in ["Is my order on its way?", "yes please call me", ""] {
+            assert!(!could_change_consent(text, &keywords), "{text}");
+        }
+        // Whatever could change it is exactly what outcome_of_reply or a keyword acts on.
+        for text in ["yes", "NO", "unsubscribe", "hello"] {
+            let acted = outcome_of_reply(ConsentStatus::Requested, text, &keywords).is_some()
+                || keywords.classify(text).is_some();
+            assert_eq!(acted, could_change_consent(text, &keywords), "{text}");
+        }
     }
 
     #[test]
