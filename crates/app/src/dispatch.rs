@@ -77,7 +77,22 @@ struct Pacer {
 
 impl Pacer {
     /// When the next send of `sender` may start; reserves that slot.
+    #[cfg(test)]
     fn reserve(&self, sender: SenderId, per_second: u32) -> tokio::time::Instant {
+        match self.reserve_within(sender, per_second, std::time::Duration::MAX) {
+            Ok(slot) | Err(slot) => slot,
+        }
+    }
+
+    /// Reserves the next slot of `sender` if it starts within `horizon`; otherwise reserves
+    /// nothing and says when it would start. A slow sender's batch must not sleep past its
+    /// lease, when another node would take the job over and send it too.
+    fn reserve_within(
+        &self,
+        sender: SenderId,
+        per_second: u32,
+        horizon: std::time::Duration,
+    ) -> std::result::Result<tokio::time::Instant, tokio::time::Instant> {
         let interval = std::time::Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)));
         let now = tokio::time::Instant::now();
         let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
@@ -86,8 +101,11 @@ impl Pacer {
             .copied()
             .filter(|t| *t > now)
             .unwrap_or(now);
+        if slot.saturating_duration_since(now) > horizon {
+            return Err(slot);
+        }
         next.insert(sender, slot + interval);
-        slot
+        Ok(slot)
     }
 }
 
@@ -209,8 +227,26 @@ impl Dispatcher {
         let completions: Vec<SendCompletion> = futures_util::stream::iter(lanes)
             .map(|lane| async move {
                 let mut done = Vec::with_capacity(lane.len());
+                // Once a message waits (a retry, a limit), the ones after it to the same
+                // recipient wait with it rather than overtake it.
+                let mut waiting: Option<OffsetDateTime> = None;
                 for work in lane {
-                    done.push(self.run_job(state, senders, work).await);
+                    if let Some(at) = waiting {
+                        done.push(SendCompletion {
+                            message: work.message.as_ref().map(|m| m.id),
+                            lease: work.lease,
+                            outcome: Outcome::Defer { at },
+                            provider_message_id: None,
+                            status: None,
+                            follow_ups: Vec::new(),
+                        });
+                        continue;
+                    }
+                    let completion = self.run_job(state, senders, work).await;
+                    if let Outcome::Retry { at, .. } | Outcome::Defer { at } = &completion.outcome {
+                        waiting = Some(*at);
+                    }
+                    done.push(completion);
                 }
                 done
             })
@@ -339,7 +375,17 @@ impl Dispatcher {
             Some(tag) => MessagingType::MessageTag(tag),
             None => MessagingType::Response,
         };
-        tokio::time::sleep_until(self.pacer.reserve(sender.id, sender.rate_limit())).await;
+        let horizon = (self.settings.lease / 2_i32).unsigned_abs();
+        match self
+            .pacer
+            .reserve_within(sender.id, sender.rate_limit(), horizon)
+        {
+            Ok(slot) => tokio::time::sleep_until(slot).await,
+            Err(slot) => {
+                let wait = slot.saturating_duration_since(tokio::time::Instant::now());
+                return Ok(Attempt::just(Outcome::Defer { at: now + wait }));
+            }
+        }
         let sent = match &sender.provider {
             ProviderConfig::Sandbox => {
                 crate::sandbox::accept(state, sender, message, &request).await?
@@ -350,16 +396,29 @@ impl Dispatcher {
                 .map(|id| (id, Vec::new())),
         };
         match sent {
-            Ok((provider_id, follow_ups)) => Ok(Attempt {
-                outcome: Outcome::Done,
-                provider_message_id: Some(provider_id),
-                status: Some(StatusEvent {
+            Ok((provider_id, follow_ups)) => {
+                let status = StatusEvent {
                     status: DeliveryStatus::Sent,
                     at: state.now(),
                     error: None,
-                }),
-                follow_ups,
-            }),
+                };
+                // Recorded now, not with the batch: a status webhook may arrive in a moment
+                // (Twilio and Messenger echo nothing of ours to match it by), and a node that
+                // stops mid-batch must not forget what the provider has.
+                if let Err(error) = state
+                    .sends()
+                    .commit((message.id, provider_id.clone(), status.clone()))
+                    .await
+                {
+                    tracing::error!(?error, message = %message.id, "recording a send; kept for the batch");
+                }
+                Ok(Attempt {
+                    outcome: Outcome::Done,
+                    provider_message_id: Some(provider_id),
+                    status: Some(status),
+                    follow_ups,
+                })
+            }
             Err(SendError::Retryable {
                 after,
                 scope,
@@ -754,6 +813,31 @@ fn message_id_of(lease: &Lease) -> Option<MessageId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_reserves_nothing_beyond_the_horizon() {
+        let pacer = Pacer::default();
+        let sender = SenderId::new();
+        let start = tokio::time::Instant::now();
+        let second = std::time::Duration::from_secs(1);
+        // One a second: three fit in the next two seconds, the fourth would start at 3 s.
+        for n in 0..3 {
+            assert_eq!(
+                pacer.reserve_within(sender, 1, second * 2),
+                Ok(start + second * n)
+            );
+        }
+        assert_eq!(
+            pacer.reserve_within(sender, 1, second * 2),
+            Err(start + second * 3)
+        );
+        // Refused, it took no slot: later it is the next one.
+        tokio::time::advance(second * 2).await;
+        assert_eq!(
+            pacer.reserve_within(sender, 1, second * 2),
+            Ok(start + second * 3)
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_pacer_spaces_each_sender_at_its_rate() {

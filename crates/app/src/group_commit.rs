@@ -7,6 +7,8 @@
 
 use std::future::Future;
 
+use futures_util::FutureExt;
+
 use switchboard_store::StoreError;
 use tokio::sync::{mpsc, oneshot};
 
@@ -52,7 +54,13 @@ where
     while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (items, answers): (Vec<T>, Vec<_>) = batch.drain(..).unzip();
         let count = items.len();
-        match write(items).await {
+        // A panic in one batch must not stop the writer: every later write would fail.
+        let written = std::panic::AssertUnwindSafe(write(items))
+            .catch_unwind()
+            .await;
+        let written = written
+            .unwrap_or_else(|_| Err(StoreError::Batch("writing the batch panicked".to_owned())));
+        match written {
             Ok(results) if results.len() == count => {
                 for (answer, result) in answers.into_iter().zip(results) {
                     let _ = answer.send(result);

@@ -1,10 +1,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use switchboard_core::message::StatusEvent;
 use switchboard_core::sender::{ProviderKind, Sender};
-use switchboard_core::SenderId;
+use switchboard_core::{MessageId, SenderId};
 use switchboard_store::messages::InboundRecord;
 use switchboard_store::webhooks::WebhookEvent;
 use switchboard_store::StoreError;
@@ -81,10 +83,13 @@ struct Inner {
     senders: Mutex<HashMap<(ProviderKind, String), (Instant, Sender)>>,
     /// The same, by id, for the inbound path.
     senders_by_id: Mutex<HashMap<SenderId, (Instant, Sender)>>,
+    /// Bumped when senders change here, so a read that began before the change is not cached.
+    senders_generation: AtomicU64,
     /// The group-commit writers of the webhook inbox and of inbound messages, started on
     /// first use (inside the runtime).
     inbox: std::sync::OnceLock<GroupCommit<WebhookEvent, bool>>,
     inbound: std::sync::OnceLock<GroupCommit<InboundRecord, ()>>,
+    sends: std::sync::OnceLock<GroupCommit<(MessageId, String, StatusEvent), ()>>,
 }
 
 impl AppState {
@@ -107,8 +112,10 @@ impl AppState {
                 media: tokio::sync::Notify::new(),
                 senders: Mutex::new(HashMap::new()),
                 senders_by_id: Mutex::new(HashMap::new()),
+                senders_generation: AtomicU64::new(0),
                 inbox: std::sync::OnceLock::new(),
                 inbound: std::sync::OnceLock::new(),
+                sends: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -158,6 +165,7 @@ impl AppState {
                 }
             }
         }
+        let generation = self.inner.senders_generation.load(Ordering::Acquire);
         let found = self
             .inner
             .store
@@ -166,7 +174,9 @@ impl AppState {
         // Not found is not kept: a sender created a moment later must be found at once.
         if let Some(sender) = &found {
             let mut cache = self.inner.senders.lock().unwrap_or_else(|p| p.into_inner());
-            cache.insert(key, (Instant::now(), sender.clone()));
+            if self.inner.senders_generation.load(Ordering::Acquire) == generation {
+                cache.insert(key, (Instant::now(), sender.clone()));
+            }
         }
         Ok(found)
     }
@@ -197,6 +207,7 @@ impl AppState {
 
     /// Drops cached senders after one was changed or deleted.
     pub(crate) fn forget_senders(&self) {
+        self.inner.senders_generation.fetch_add(1, Ordering::AcqRel);
         self.inner
             .senders
             .lock()
@@ -218,6 +229,20 @@ impl AppState {
                 async move {
                     let fresh = store.store_webhooks(&events).await?;
                     Ok(fresh.into_iter().map(Ok).collect())
+                }
+            })
+        })
+    }
+
+    /// Records what providers accepted (message, provider id, `sent`) as sends return.
+    pub(crate) fn sends(&self) -> &GroupCommit<(MessageId, String, StatusEvent), ()> {
+        self.inner.sends.get_or_init(|| {
+            let store = self.inner.store.clone();
+            GroupCommit::start(move |sends: Vec<(MessageId, String, StatusEvent)>| {
+                let store = store.clone();
+                async move {
+                    store.record_sends(&sends).await?;
+                    Ok(sends.iter().map(|_| Ok(())).collect())
                 }
             })
         })

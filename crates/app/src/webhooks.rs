@@ -241,30 +241,52 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
         .await
         .map_err(AppError::Internal)?;
     let count = pending.len();
-    let mut lanes: Vec<Vec<(String, Parsed)>> = Vec::new();
+    // A webhook may speak of several customers (Meta batches events); it goes in one lane with
+    // every earlier webhook that shares any of them, so each customer's events keep their order.
+    let mut lanes: Vec<Vec<(usize, String, Parsed)>> = Vec::new();
     let mut lane_of: HashMap<String, usize> = HashMap::new();
-    for webhook in pending {
+    for (order, webhook) in pending.into_iter().enumerate() {
         let parsed = parse(&webhook);
-        let lane = match &parsed {
-            Parsed::Events(events) => events.first().and_then(customer_of),
-            Parsed::Kept(_) => None,
+        let keys: Vec<String> = match &parsed {
+            Parsed::Events(events) => events.iter().map(lane_key).collect(),
+            Parsed::Kept(_) => Vec::new(),
         };
-        let index = match lane {
-            Some(key) => *lane_of.entry(key).or_insert_with(|| {
-                lanes.push(Vec::new());
-                lanes.len() - 1
-            }),
+        let mut joined: Vec<usize> = keys
+            .iter()
+            .filter_map(|k| lane_of.get(k).copied())
+            .collect();
+        joined.sort_unstable();
+        joined.dedup();
+        let index = match joined.split_first() {
             None => {
                 lanes.push(Vec::new());
                 lanes.len() - 1
             }
+            Some((&first, rest)) => {
+                // Lanes this webhook bridges become one, in the order their webhooks came.
+                let mut merged: Vec<(usize, String, Parsed)> = Vec::new();
+                for &other in rest {
+                    merged.append(&mut lanes[other]);
+                }
+                lanes[first].append(&mut merged);
+                lanes[first].sort_by_key(|(order, _, _)| *order);
+                for index in lane_of.values_mut() {
+                    if rest.contains(index) {
+                        *index = first;
+                    }
+                }
+                first
+            }
         };
-        lanes[index].push((webhook.id, parsed));
+        for key in keys {
+            lane_of.insert(key, index);
+        }
+        lanes[index].push((order, webhook.id, parsed));
     }
     let results: Vec<Vec<(String, Result<String>)>> = futures_util::stream::iter(lanes)
         .map(|lane| async move {
             let mut done = Vec::with_capacity(lane.len());
-            for (id, parsed) in lane {
+            for (_, id, parsed) in lane {
                 let outcome = match parsed {
                     Parsed::Events(events) => apply_all(state, events).await,
                     Parsed::Kept(outcome) => Ok(outcome),
@@ -327,16 +349,19 @@ fn parse(webhook: &WebhookEvent) -> Parsed {
     }
 }
 
-/// Whose webhook this is, so that one customer's are applied in order: the customer who wrote,
-/// or who the status is about. `None` for events about no one customer (template updates).
-fn customer_of(event: &InboundEvent) -> Option<String> {
-    let (provider, business, party) = match event {
-        InboundEvent::Message(m) => (&m.provider, &m.business_id, &m.customer),
-        InboundEvent::Status(s) => (&s.provider, &s.business_id, &s.recipient),
-        _ => return None,
+/// What an event must stay in order with: its customer (who wrote, or who a status is about),
+/// whichever number they wrote to, since consent is theirs on the channel; template updates
+/// with each other, since a template's later status must be applied last.
+fn lane_key(event: &InboundEvent) -> String {
+    let (provider, party) = match event {
+        InboundEvent::Message(m) => (&m.provider, &m.customer),
+        InboundEvent::Status(s) => (&s.provider, &s.recipient),
+        _ => return "account".to_owned(),
     };
-    let who = party.address.as_ref().or(party.user_id.as_ref())?;
-    Some(format!("{provider:?}/{business}/{who}"))
+    match party.address.as_ref().or(party.user_id.as_ref()) {
+        Some(who) => format!("{provider:?}/{who}"),
+        None => "account".to_owned(),
+    }
 }
 
 fn unparseable(webhook: &WebhookEvent, error: impl std::fmt::Debug) -> String {

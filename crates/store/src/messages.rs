@@ -696,6 +696,31 @@ impl Store {
         Ok(held)
     }
 
+    /// Records sends the providers accepted, in one transaction: each message takes its
+    /// provider id (unless it has one) and moves to `sent` if that is forward. Done as soon as
+    /// a send returns, so that statuses arriving at once find the message, and a node stopping
+    /// does not forget what it sent.
+    pub async fn record_sends(&self, sends: &[(MessageId, String, StatusEvent)]) -> Result<()> {
+        if sends.is_empty() {
+            return Ok(());
+        }
+        write_tx!(self, |tx| {
+            for (message, provider_id, event) in sends {
+                let id = message.to_string();
+                sqlx::query(
+                    "UPDATE messages SET provider_message_id = $2 \
+                     WHERE id = $1 AND provider_message_id IS NULL",
+                )
+                .bind(&id)
+                .bind(provider_id)
+                .execute(&mut *tx)
+                .await?;
+                apply_status!(tx, &id, event);
+            }
+        });
+        Ok(())
+    }
+
     /// How many messages go in `direction` with `status` (any status when `None`).
     pub async fn count_messages(
         &self,
