@@ -219,11 +219,23 @@ pub async fn receive_message(
     input: InboundInput,
 ) -> Result<Created<Message>> {
     principal.require(Permission::MessagesReceive)?;
-    receive(state, input).await
+    // A file named through the API is recorded, not fetched: fetching would send the sender's
+    // credentials to whatever URL the caller gave, and bring any host's answer inside.
+    receive_from(state, input, false).await
 }
 
 /// Records an inbound message on the system's authority (a verified provider webhook).
 pub(crate) async fn receive(state: &AppState, input: InboundInput) -> Result<Created<Message>> {
+    receive_from(state, input, true).await
+}
+
+/// Records an inbound message; `fetch_media` when its file was named by the provider itself
+/// (a verified webhook), whose host may be given the sender's credentials to fetch it.
+async fn receive_from(
+    state: &AppState,
+    input: InboundInput,
+    fetch_media: bool,
+) -> Result<Created<Message>> {
     let store = state.store();
     let sender = state
         .sender(input.sender_id)
@@ -315,7 +327,9 @@ pub(crate) async fn receive(state: &AppState, input: InboundInput) -> Result<Cre
         updated_at: now,
     };
     let mut message = message;
-    let download = crate::media::download_job(&sender, &message, now);
+    let download = fetch_media
+        .then(|| crate::media::download_job(&sender, &message, now))
+        .flatten();
     if let (Some(_), Some(media)) = (&download, message.media.as_mut()) {
         media.download = Some(MediaDownloadStatus::Pending);
     }

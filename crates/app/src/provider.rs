@@ -87,6 +87,8 @@ pub(crate) fn unreachable(error: reqwest::Error) -> SendError {
         after: None,
         scope: RetryScope::Sender,
         provider_code: None,
-        reason: format!("the provider could not be reached: {error}"),
+        // Without the URL: Messenger's carries the page token in its query, and this reason is
+        // kept on the job and shown on the message.
+        reason: format!("the provider could not be reached: {}", error.without_url()),
     }
 }

@@ -215,6 +215,10 @@ pub async fn update_sender(
             Ok(provider) => {
                 if provider.kind() != sender.provider.kind() {
                     sender.health = SenderHealth::initial(provider.kind());
+                } else if provider.credentials_differ(&sender.provider) {
+                    // New credentials have not been refused yet (R8.5): sends may resume.
+                    sender.health.token_status =
+                        SenderHealth::initial(provider.kind()).token_status;
                 }
                 sender.provider = provider;
             }
@@ -254,12 +258,9 @@ pub async fn delete_sender(state: &AppState, principal: &Principal, id: SenderId
 /// until an admin replaces them. Whatever call found out (a send, a template submission, a
 /// media download) records it the same way.
 pub(crate) async fn mark_token_expired(state: &AppState, sender: &Sender) -> Result<()> {
-    let mut sender = sender.clone();
-    sender.health.token_status = switchboard_core::sender::TokenStatus::Expired;
-    sender.updated_at = state.now();
     state
         .store()
-        .update_sender(&sender)
+        .mark_token_expired(sender.id, state.now())
         .await
         .map_err(AppError::Internal)?;
     state.forget_senders();

@@ -159,6 +159,24 @@ impl Sender {
 }
 
 impl ProviderConfig {
+    /// Whether the credentials used to call the provider differ between the two (a token
+    /// replaced after the provider refused the old one).
+    pub fn credentials_differ(&self, other: &ProviderConfig) -> bool {
+        match (self, other) {
+            (ProviderConfig::WhatsappCloud(a), ProviderConfig::WhatsappCloud(b)) => {
+                a.access_token.expose() != b.access_token.expose()
+            }
+            (ProviderConfig::Messenger(a), ProviderConfig::Messenger(b)) => {
+                a.page_access_token.expose() != b.page_access_token.expose()
+            }
+            (ProviderConfig::Twilio(a), ProviderConfig::Twilio(b)) => {
+                a.account_sid != b.account_sid || a.auth_token.expose() != b.auth_token.expose()
+            }
+            (ProviderConfig::Sandbox, ProviderConfig::Sandbox) => false,
+            _ => true,
+        }
+    }
+
     pub fn kind(&self) -> ProviderKind {
         match self {
             ProviderConfig::WhatsappCloud(_) => ProviderKind::WhatsappCloud,

@@ -4,6 +4,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use switchboard_core::sender::{ProviderConfig, Sender, SenderHealth};
 use switchboard_core::{Channel, SenderId};
+use time::OffsetDateTime;
 
 use crate::rows::{at, enum_text, json_value, ms, parse, word};
 use crate::{Page, PageRequest, Result, Store, StoreError};
@@ -173,6 +174,20 @@ impl Store {
         if updated == 0 {
             return Err(StoreError::NotFound);
         }
+        Ok(())
+    }
+
+    /// Records that the provider refused the sender's credentials, touching nothing else: an
+    /// admin may be replacing them at this very moment.
+    pub async fn mark_token_expired(&self, id: SenderId, now: OffsetDateTime) -> Result<()> {
+        write_tx!(self, |tx| {
+            sqlx::query("UPDATE senders SET token_status = $2, updated_at = $3 WHERE id = $1")
+                .bind(id.to_string())
+                .bind(enum_text(&switchboard_core::sender::TokenStatus::Expired))
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+        });
         Ok(())
     }
 

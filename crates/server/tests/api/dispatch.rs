@@ -126,6 +126,25 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
     )
     .await
     .problem(422, "sender_unavailable");
+    // Renaming it changes nothing; a new access token does, and sends resume.
+    let renamed = app
+        .patch(
+            &format!("/api/v1/senders/{sender}"),
+            &app.admin,
+            json!({"name": "WA renamed"}),
+        )
+        .await;
+    assert_eq!(renamed.ok(200)["health"]["token_status"], "expired");
+    let replaced = app
+        .patch(
+            &format!("/api/v1/senders/{sender}"),
+            &app.admin,
+            json!({"provider": {"access_token": "EAAGnewtoken"}}),
+        )
+        .await;
+    assert_ne!(replaced.ok(200)["health"]["token_status"], "expired");
+    let id = send(ada.clone(), "Back again").await;
+    status_of(&app, &id, "sent").await;
 
     // 130429 on another number: throughput, retried later; the message waits, queued, with the
     // reason kept.
