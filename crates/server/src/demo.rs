@@ -263,15 +263,17 @@ pub async fn seed(api: &Api, now: OffsetDateTime) -> anyhow::Result<Seeded> {
         ),
     ] {
         let id = api.create("/api/v1/templates", body).await?;
+        // The sale is left a draft, to show a template that cannot be sent yet.
+        if !approve {
+            continue;
+        }
         api.post(&format!("/api/v1/templates/{id}/submit"), json!({}))
             .await?;
-        if approve {
-            api.post(
-                &format!("/api/v1/templates/{id}/status"),
-                json!({"status": "approved", "reason": "demo data"}),
-            )
-            .await?;
-        }
+        api.post(
+            &format!("/api/v1/templates/{id}/status"),
+            json!({"status": "approved", "reason": "demo data"}),
+        )
+        .await?;
     }
     api.create(
         "/api/v1/templates",
@@ -379,7 +381,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             role: Some(Role::Admin),
             scopes: None,
             user_id: None,
-            expires_at: None,
+            // A new one is made at every start; old ones should not accumulate forever.
+            expires_at: Some(state.now() + Duration::days(7)),
         },
     )
     .await

@@ -567,20 +567,8 @@ impl Store {
         contact: Option<ContactId>,
         since: OffsetDateTime,
     ) -> Result<(i64, bool)> {
-        let (count, includes): (i64, i64) = read_pool!(self, |db| {
-            sqlx::query_as(
-                "SELECT COUNT(DISTINCT contact_id), \
-                 COUNT(CASE WHEN contact_id = $3 THEN 1 END) FROM messages \
-                 WHERE sender_id = $1 AND business_initiated AND created_at >= $2 \
-                 AND status <> 'failed'",
-            )
-            .bind(sender.to_string())
-            .bind(ms(since))
-            .bind(contact.map(|c| c.to_string()))
-            .fetch_one(db)
-            .await?
-        });
-        Ok((count, includes > 0))
+        self.reach(sender, contact, since, "status <> 'failed'")
+            .await
     }
 
     /// How many distinct contacts this sender's business-initiated messages have actually
@@ -592,18 +580,36 @@ impl Store {
         contact: ContactId,
         since: OffsetDateTime,
     ) -> Result<(i64, bool)> {
+        self.reach(
+            sender,
+            Some(contact),
+            since,
+            "provider_message_id IS NOT NULL",
+        )
+        .await
+    }
+
+    /// Distinct contacts of the sender's business-initiated messages since `since` that
+    /// `counted` (a fixed SQL condition) selects, and whether `contact` is among them.
+    async fn reach(
+        &self,
+        sender: SenderId,
+        contact: Option<ContactId>,
+        since: OffsetDateTime,
+        counted: &'static str,
+    ) -> Result<(i64, bool)> {
+        let sql = format!(
+            "SELECT COUNT(DISTINCT contact_id), \
+             COUNT(CASE WHEN contact_id = $3 THEN 1 END) FROM messages \
+             WHERE sender_id = $1 AND business_initiated AND created_at >= $2 AND {counted}"
+        );
         let (count, includes): (i64, i64) = read_pool!(self, |db| {
-            sqlx::query_as(
-                "SELECT COUNT(DISTINCT contact_id), \
-                 COUNT(CASE WHEN contact_id = $3 THEN 1 END) FROM messages \
-                 WHERE sender_id = $1 AND business_initiated AND created_at >= $2 \
-                 AND provider_message_id IS NOT NULL",
-            )
-            .bind(sender.to_string())
-            .bind(ms(since))
-            .bind(contact.to_string())
-            .fetch_one(db)
-            .await?
+            sqlx::query_as(&sql)
+                .bind(sender.to_string())
+                .bind(ms(since))
+                .bind(contact.map(|c| c.to_string()))
+                .fetch_one(db)
+                .await?
         });
         Ok((count, includes > 0))
     }
