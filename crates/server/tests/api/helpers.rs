@@ -187,6 +187,20 @@ impl TestApp {
         }
     }
 
+    /// Posts a provider webhook body as received, with an `X-Hub-Signature-256` if given;
+    /// the answer's status.
+    pub async fn post_webhook(&self, path: &str, body: &[u8], signature: Option<String>) -> u16 {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        request.send().await.unwrap().status().as_u16()
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Answer {
         self.send(reqwest::Method::GET, path, Some(token), None)
             .await

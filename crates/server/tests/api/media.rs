@@ -61,16 +61,10 @@ async fn whatsapp_image(app: &TestApp, fake: &FakeFiles, message_id: &str) {
                           "type": "image", "image": {"id": MEDIA_ID, "mime_type": "image/jpeg",
                           "sha256": base64_of(&digest), "caption": "the broken part"}}]}}]}]}))
     .unwrap();
+    let signature = sign_meta(APP_SECRET, &body);
     let status = app
-        .client
-        .post(format!("{}/webhooks/whatsapp", app.base))
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", sign_meta(APP_SECRET, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status();
+        .post_webhook("/webhooks/whatsapp", &body, Some(signature))
+        .await;
     assert_eq!(status, 200);
 }
 

@@ -136,16 +136,10 @@ async fn templates_are_submitted_to_meta_and_follow_its_answers(db: TestDb) {
                   "message_template_name": "renamed_elsewhere", "message_template_language": "en_US",
                   "reason": "NONE", "message_template_category": "UTILITY"}}]}]}))
     .unwrap();
+    let signature = sign_meta(APP_SECRET, &webhook);
     let status = app
-        .client
-        .post(format!("{}/webhooks/whatsapp", app.base))
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", sign_meta(APP_SECRET, &webhook))
-        .body(webhook)
-        .send()
-        .await
-        .unwrap()
-        .status();
+        .post_webhook("/webhooks/whatsapp", &webhook, Some(signature))
+        .await;
     assert_eq!(status, 200);
     let mut approved = Value::Null;
     for _ in 0..200 {

@@ -47,15 +47,8 @@ fn envelope(value: Value) -> Value {
 }
 
 async fn post(app: &TestApp, body: &[u8], signature: Option<String>) -> u16 {
-    let mut request = app
-        .client
-        .post(format!("{}/webhooks/whatsapp", app.base))
-        .header("content-type", "application/json")
-        .body(body.to_vec());
-    if let Some(signature) = signature {
-        request = request.header("x-hub-signature-256", signature);
-    }
-    request.send().await.unwrap().status().as_u16()
+    app.post_webhook("/webhooks/whatsapp", body, signature)
+        .await
 }
 
 /// Waits (boundedly) until the background processor has handled every stored webhook.
