@@ -71,12 +71,7 @@ pub async fn put_keywords(
 }
 
 async fn load<T: Default + serde::de::DeserializeOwned>(state: &AppState, key: &str) -> Result<T> {
-    match state
-        .store()
-        .get_setting(key)
-        .await
-        .map_err(AppError::Internal)?
-    {
+    match state.setting(key).await.map_err(AppError::Internal)? {
         Some(value) => serde_json::from_value(value).map_err(|e| {
             AppError::Internal(switchboard_store::StoreError::Corrupt(format!(
                 "setting {key}: {e}"
@@ -96,7 +91,9 @@ async fn save<T: Serialize>(state: &AppState, key: &str, value: &T) -> Result<()
         .store()
         .put_setting(key, &value, state.now())
         .await
-        .map_err(AppError::Internal)
+        .map_err(AppError::Internal)?;
+    state.forget_settings();
+    Ok(())
 }
 
 /// The account's business hours, if it keeps any.

@@ -17,7 +17,7 @@ use switchboard_core::time::truncate_to_millis;
 use switchboard_store::Store;
 use time::OffsetDateTime;
 
-/// How long a sender read for a webhook is used before it is read again.
+/// How long a sender or setting read from the database is used before it is read again.
 const SENDER_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// Where the application reads the time. Tests use a [`ManualClock`] so that windows, expiries
@@ -83,6 +83,10 @@ struct Inner {
     senders: Mutex<HashMap<(ProviderKind, String), (Instant, Sender)>>,
     /// The same, by id, for the inbound path.
     senders_by_id: Mutex<HashMap<SenderId, (Instant, Sender)>>,
+    /// Account settings (DLP rules, keywords, business hours) by key, briefly, like senders:
+    /// every send and inbound message reads some of them.
+    settings: Mutex<HashMap<String, (Instant, Option<serde_json::Value>)>>,
+    settings_generation: AtomicU64,
     /// Bumped when senders change here, so a read that began before the change is not cached.
     senders_generation: AtomicU64,
     /// The group-commit writers of the webhook inbox and of inbound messages, started on
@@ -113,6 +117,8 @@ impl AppState {
                 senders: Mutex::new(HashMap::new()),
                 senders_by_id: Mutex::new(HashMap::new()),
                 senders_generation: AtomicU64::new(0),
+                settings: Mutex::new(HashMap::new()),
+                settings_generation: AtomicU64::new(0),
                 inbox: std::sync::OnceLock::new(),
                 inbound: std::sync::OnceLock::new(),
                 sends: std::sync::OnceLock::new(),
@@ -203,6 +209,46 @@ impl AppState {
             .unwrap_or_else(|p| p.into_inner());
         cache.insert(id, (Instant::now(), sender.clone()));
         Ok(sender)
+    }
+
+    /// A setting's stored value (`None` when never set), from a cache kept as briefly as
+    /// senders'. Changes made here forget it at once; another node's are seen within the TTL.
+    pub(crate) async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        {
+            let cache = self
+                .inner
+                .settings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some((at, value)) = cache.get(key) {
+                if at.elapsed() < SENDER_CACHE_TTL {
+                    return Ok(value.clone());
+                }
+            }
+        }
+        let generation = self.inner.settings_generation.load(Ordering::Acquire);
+        let value = self.inner.store.get_setting(key).await?;
+        let mut cache = self
+            .inner
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if self.inner.settings_generation.load(Ordering::Acquire) == generation {
+            cache.insert(key.to_owned(), (Instant::now(), value.clone()));
+        }
+        Ok(value)
+    }
+
+    /// Drops cached settings after one was changed.
+    pub(crate) fn forget_settings(&self) {
+        self.inner
+            .settings_generation
+            .fetch_add(1, Ordering::AcqRel);
+        self.inner
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Drops cached senders after one was changed or deleted.
