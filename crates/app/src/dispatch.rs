@@ -348,9 +348,9 @@ impl Dispatcher {
             if matches!(sender.provider, ProviderConfig::WhatsappCloud(_))
                 && now < interrupted + self.settings.in_flight_grace
             {
-                return Ok(Attempt::just(Outcome::Defer {
-                    at: interrupted + self.settings.in_flight_grace,
-                }));
+                let at = interrupted + self.settings.in_flight_grace;
+                self.hold(Hold::Pair(sender.id, message.contact_id), at);
+                return Ok(Attempt::just(Outcome::Defer { at }));
             }
         }
         if let Some(until) = self.held(sender.id, message.contact_id, now) {
@@ -436,7 +436,11 @@ impl Dispatcher {
                             RetryScope::Recipient => {
                                 self.hold(Hold::Pair(sender.id, message.contact_id), at)
                             }
-                            RetryScope::Message => {}
+                            // Only this message failed, but the ones after it to the same
+                            // recipient must not overtake it.
+                            RetryScope::Message => {
+                                self.hold(Hold::Pair(sender.id, message.contact_id), at)
+                            }
                         }
                         Ok(Attempt::just(Outcome::Retry { at, error: reason }))
                     }

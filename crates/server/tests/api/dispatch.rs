@@ -4,7 +4,7 @@
 use std::time::Duration as StdDuration;
 
 use serde_json::{json, Value};
-use switchboard_testkit::fakes::GraphEndpoint;
+use switchboard_testkit::fakes::{graph_error, GraphEndpoint};
 use switchboard_testkit::{both_backends, FakeGraph, Reply, TestDb};
 
 use crate::helpers::TestApp;
@@ -195,6 +195,19 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
 /// WhatsApp's pair limit (131056) holds back only that recipient: the next message to them waits,
 /// in order, while other customers are still sent to.
 async fn the_pair_limit_holds_back_one_recipient_only(db: TestDb) {
+    one_recipient_held_back(db, Reply::whatsapp_pair_limit(), "pair rate limit").await;
+}
+
+/// A message retried after a temporary failure is not overtaken: the next message to the same
+/// recipient waits for it, while other customers are still sent to.
+async fn a_retried_message_is_not_overtaken(db: TestDb) {
+    let unavailable = Reply::new(500, graph_error(2, "Service temporarily unavailable", None));
+    one_recipient_held_back(db, unavailable, "temporarily unavailable").await;
+}
+
+/// `reply` to the first message to Ada makes it wait; her next one waits too (without counting
+/// an attempt) while Bob's goes.
+async fn one_recipient_held_back(db: TestDb, reply: Reply, reason: &str) {
     let app = TestApp::spawn(db).await;
     let (fake, base) = fake_graph().await;
     let sender = app
@@ -244,14 +257,15 @@ async fn the_pair_limit_holds_back_one_recipient_only(db: TestDb) {
             panic!("message {id} was never held back");
         }
     };
-    fake.reply_next(GraphEndpoint::Messages, Reply::whatsapp_pair_limit());
+    fake.reply_next(GraphEndpoint::Messages, reply);
     let first = send(ada, "one").await.ok(202)["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let retried = job_of(first).await;
     assert_eq!(retried.attempt, 1);
-    assert!(retried.last_error.unwrap().contains("pair rate limit"));
+    let last_error = retried.last_error.unwrap();
+    assert!(last_error.contains(reason), "{last_error}");
 
     let second = send(ada, "two").await.ok(202)["id"]
         .as_str()
@@ -315,6 +329,7 @@ async fn an_opt_out_before_sending_stops_the_message(db: TestDb) {
 
 both_backends!(
     the_pair_limit_holds_back_one_recipient_only,
+    a_retried_message_is_not_overtaken,
     messages_leave_and_failures_are_classified,
     an_opt_out_before_sending_stops_the_message,
 );
