@@ -15,6 +15,23 @@ async fn fake_graph() -> (FakeGraph, String) {
     (fake, base)
 }
 
+/// A WhatsApp Cloud sender with this phone-number id, talking to the fake Graph API at `base`.
+async fn graph_sender(app: &TestApp, name: &str, phone_number_id: &str, base: &str) -> String {
+    app.post(
+        "/api/v1/senders",
+        &app.admin,
+        json!({"channel": "whatsapp", "name": name, "provider": {
+        "kind": "whatsapp_cloud", "phone_number_id": phone_number_id, "waba_id": "102290129340398",
+        "access_token": "EAAGfaketoken", "app_secret": "secret", "verify_token": "verify",
+        "api_base_url": base}}),
+    )
+    .await
+    .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Waits (boundedly) for a message to reach a status.
 async fn status_of(app: &TestApp, id: &str, want: &str) -> Value {
     for _ in 0..200 {
@@ -30,13 +47,7 @@ async fn status_of(app: &TestApp, id: &str, want: &str) -> Value {
 async fn messages_leave_and_failures_are_classified(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let (fake, base) = fake_graph().await;
-    let sender = app
-        .post("/api/v1/senders", &app.admin, json!({"channel": "whatsapp", "name": "WA", "provider": {
-            "kind": "whatsapp_cloud", "phone_number_id": "106540352242922", "waba_id": "102290129340398",
-            "access_token": "EAAGfaketoken", "app_secret": "secret", "verify_token": "verify",
-            "api_base_url": base}}))
-        .await
-        .ok(201)["id"].as_str().unwrap().to_owned();
+    let sender = graph_sender(&app, "WA", "106540352242922", &base).await;
     let inbound = |from: &'static str| {
         let app = &app;
         let sender = sender.clone();
@@ -148,13 +159,7 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
 
     // 130429 on another number: throughput, retried later; the message waits, queued, with the
     // reason kept.
-    let other = app
-        .post("/api/v1/senders", &app.admin, json!({"channel": "whatsapp", "name": "WA 2", "provider": {
-            "kind": "whatsapp_cloud", "phone_number_id": "106540352242923", "waba_id": "102290129340398",
-            "access_token": "EAAGfaketoken", "app_secret": "secret", "verify_token": "verify",
-            "api_base_url": base}}))
-        .await
-        .ok(201)["id"].as_str().unwrap().to_owned();
+    let other = graph_sender(&app, "WA 2", "106540352242923", &base).await;
     app.post(
         "/api/v1/messages/inbound",
         &app.admin,
@@ -210,13 +215,7 @@ async fn a_retried_message_is_not_overtaken(db: TestDb) {
 async fn one_recipient_held_back(db: TestDb, reply: Reply, reason: &str) {
     let app = TestApp::spawn(db).await;
     let (fake, base) = fake_graph().await;
-    let sender = app
-        .post("/api/v1/senders", &app.admin, json!({"channel": "whatsapp", "name": "WA", "provider": {
-            "kind": "whatsapp_cloud", "phone_number_id": "106540352242922", "waba_id": "102290129340398",
-            "access_token": "EAAGfaketoken", "app_secret": "secret", "verify_token": "verify",
-            "api_base_url": base}}))
-        .await
-        .ok(201)["id"].as_str().unwrap().to_owned();
+    let sender = graph_sender(&app, "WA", "106540352242922", &base).await;
     let mut contacts = Vec::new();
     for from in ["+442079460958", "+16505551234"] {
         let contact = app
