@@ -20,7 +20,7 @@ use switchboard_core::message::{
 };
 use switchboard_core::retry::RetryPolicy;
 use switchboard_core::sender::{HealthStatus, ProviderConfig, Sender, TokenStatus};
-use switchboard_core::{Channel, ConsentEventId, ContactId, MessageId, SenderId};
+use switchboard_core::{Channel, ConsentEventId, ContactId, ConversationId, MessageId, SenderId};
 use switchboard_store::jobs::{Lease, NewJob, Outcome};
 use switchboard_store::messages::SendCompletion;
 use time::{Duration, OffsetDateTime};
@@ -194,6 +194,11 @@ impl Dispatcher {
             .into_iter()
             .map(|m| (m.id, m))
             .collect();
+        // Who hears about each outcome once it is recorded.
+        let origins: HashMap<MessageId, (SenderId, Option<ConversationId>)> = messages
+            .values()
+            .map(|m| (m.id, (m.sender_id, m.conversation_id)))
+            .collect();
         let mut senders: HashMap<SenderId, Sender> = HashMap::new();
         for message in messages.values() {
             if !senders.contains_key(&message.sender_id) {
@@ -261,6 +266,18 @@ impl Dispatcher {
         for (completion, held) in completions.iter().zip(held) {
             if !held {
                 tracing::warn!(job = %completion.lease.job.id, "lease lost before the job finished");
+                continue;
+            }
+            let (Some(id), Some(status)) = (completion.message, &completion.status) else {
+                continue;
+            };
+            if let Some((sender_id, conversation_id)) = origins.get(&id) {
+                state.publish(crate::events::LiveEvent::MessageStatus {
+                    message_id: id,
+                    conversation_id: *conversation_id,
+                    sender_id: *sender_id,
+                    status: status.status,
+                });
             }
         }
         Ok(count)

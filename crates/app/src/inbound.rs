@@ -340,6 +340,7 @@ async fn receive_from(
     };
     match state.inbound().commit(record).await {
         Ok(()) => {
+            state.publish(crate::events::LiveEvent::created(&message));
             if download.is_some() {
                 state.wake_media();
             }

@@ -7,8 +7,10 @@
 pub mod auth;
 pub mod consent;
 pub mod contacts;
+pub mod conversations;
 pub mod dispatch;
 mod error;
+pub mod events;
 mod group_commit;
 pub mod idempotency;
 pub mod inbound;

@@ -642,6 +642,14 @@ pub(crate) async fn send_as(
         .ensure_conversation(contact.id, facts.sender.id, facts.sender.channel, now)
         .await
         .map_err(AppError::Internal)?;
+    // A person replies only in a conversation they hold (R5.2); checked again, atomically,
+    // when the message is written.
+    let guard = match who {
+        Sender::Caller(principal) => {
+            crate::conversations::reply_guard(state, principal, conversation, now).await?
+        }
+        Sender::System(_) => None,
+    };
     let scheduled = facts.send_at.filter(|at| *at > now);
     let status = if scheduled.is_some() {
         DeliveryStatus::Scheduled
@@ -718,13 +726,38 @@ pub(crate) async fn send_as(
         event
     });
     match store
-        .create_outbound(&message, &job, &record, key.as_ref(), consent.as_ref())
+        .create_outbound(
+            &message,
+            &job,
+            &record,
+            key.as_ref(),
+            consent.as_ref(),
+            guard.as_ref(),
+        )
         .await
     {
-        Ok(()) => Ok(Created {
-            value: message,
-            replayed: false,
-        }),
+        Ok(()) => {
+            state.publish(crate::events::LiveEvent::created(&message));
+            if let Some(moved) = guard
+                .as_ref()
+                .and_then(|g| crate::conversations::moved_by_reply(g, message.sender_id))
+            {
+                state.publish(moved);
+            }
+            Ok(Created {
+                value: message,
+                replayed: false,
+            })
+        }
+        Err(StoreError::Conflict { field, .. }) if field == "conversation_state" => {
+            Err(AppError::Conflict {
+                code: "conversation_changed",
+                field: None,
+                existing_id: None,
+                detail: "the conversation was claimed or moved meanwhile; look again and retry"
+                    .to_owned(),
+            })
+        }
         Err(e) if lost_race(&e) => {
             let key = key.expect("a key conflict needs a key");
             match earlier_result(state, &key, "message").await? {

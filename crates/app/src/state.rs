@@ -94,6 +94,8 @@ struct Inner {
     inbox: std::sync::OnceLock<GroupCommit<WebhookEvent, bool>>,
     inbound: std::sync::OnceLock<GroupCommit<InboundRecord, ()>>,
     sends: std::sync::OnceLock<GroupCommit<(MessageId, String, StatusEvent), ()>>,
+    /// Live updates for open inboxes (R5.7).
+    live: tokio::sync::broadcast::Sender<crate::events::LiveEvent>,
 }
 
 impl AppState {
@@ -122,8 +124,20 @@ impl AppState {
                 inbox: std::sync::OnceLock::new(),
                 inbound: std::sync::OnceLock::new(),
                 sends: std::sync::OnceLock::new(),
+                // A watcher that falls this far behind skips ahead and reloads what it shows.
+                live: tokio::sync::broadcast::channel(4096).0,
             }),
         }
+    }
+
+    /// Tells open inboxes about a change that has been committed.
+    pub fn publish(&self, event: crate::events::LiveEvent) {
+        // No one watching is not an error.
+        let _ = self.inner.live.send(event);
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::events::LiveEvent> {
+        self.inner.live.subscribe()
     }
 
     pub fn store(&self) -> &Store {

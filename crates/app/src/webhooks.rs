@@ -553,11 +553,19 @@ async fn apply_status(state: &AppState, s: ev::StatusUpdate) -> Result<()> {
                 .unwrap_or_else(|| state.now()),
             error: error.clone(),
         };
-        state
+        let changed = state
             .store()
             .record_status(message.id, &event)
             .await
             .map_err(AppError::Internal)?;
+        if changed {
+            state.publish(crate::events::LiveEvent::MessageStatus {
+                message_id: message.id,
+                conversation_id: message.conversation_id,
+                sender_id: message.sender_id,
+                status,
+            });
+        }
     }
     Ok(())
 }

@@ -79,6 +79,10 @@ typed_id!(
     ConversationId
 );
 typed_id!(
+    /// One move of a conversation through the workflow.
+    ConversationEventId
+);
+typed_id!(
     /// A message template of one sender in one locale.
     TemplateId
 );

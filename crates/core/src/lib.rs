@@ -8,6 +8,7 @@ pub mod auth;
 pub mod channel;
 pub mod consent;
 pub mod contact;
+pub mod conversation;
 pub mod dlp;
 pub mod hours;
 pub mod ids;

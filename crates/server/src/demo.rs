@@ -296,12 +296,23 @@ pub async fn seed(api: &Api, now: OffsetDateTime) -> anyhow::Result<Seeded> {
             b.extend(a);
         }
         let id = api.create("/api/v1/contacts", body).await?;
-        api.post(
-            "/api/v1/messages/inbound",
-            json!({"sender_id": senders[c.channel], "from": c.address, "text": c.wrote,
-                   "timestamp": rfc3339(now - c.ago)}),
-        )
-        .await?;
+        let wrote = api
+            .post(
+                "/api/v1/messages/inbound",
+                json!({"sender_id": senders[c.channel], "from": c.address, "text": c.wrote,
+                       "timestamp": rfc3339(now - c.ago)}),
+            )
+            .await?;
+        // The agent has taken these conversations on: one replies only in a claimed one.
+        let conversation = wrote["conversation_id"]
+            .as_str()
+            .context("an inbound message without a conversation")?;
+        agent
+            .post(
+                &format!("/api/v1/conversations/{conversation}/claim"),
+                json!({}),
+            )
+            .await?;
         contacts.insert(c.name, id);
     }
     // Grace and Ada signed up for WhatsApp updates on the website.

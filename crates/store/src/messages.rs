@@ -8,6 +8,7 @@ use switchboard_core::message::{
 use switchboard_core::{Channel, ContactId, ConversationId, MessageId, SenderId};
 use time::OffsetDateTime;
 
+use crate::conversations::{insert_conversation_event, move_conversation_row};
 use crate::decisions::{insert_decision, DecisionRecord};
 use crate::jobs::{finish_job_in, insert_job, Lease, NewJob, Outcome};
 use crate::rows::{at, json_value, ms, parse, parse_opt};
@@ -436,8 +437,22 @@ impl Store {
         decision: &DecisionRecord,
         idempotency: Option<&IdempotencyKey>,
         consent: Option<&switchboard_core::consent::ConsentEvent>,
+        guard: Option<&crate::conversations::ReplyGuard>,
     ) -> Result<()> {
         write_tx!(self, |tx| {
+            if let (Some(guard), Some(conversation)) = (guard, message.conversation_id) {
+                let id = conversation.to_string();
+                if !move_conversation_row!(tx, &id, guard.expected, guard.next, message.created_at)
+                {
+                    return Err(StoreError::Conflict {
+                        field: "conversation_state".to_owned(),
+                        existing_id: None,
+                    });
+                }
+                if guard.expected != guard.next {
+                    insert_conversation_event!(tx, &guard.event);
+                }
+            }
             record_idempotency!(
                 tx,
                 idempotency,
@@ -453,10 +468,13 @@ impl Store {
             }
             if let Some(conversation) = message.conversation_id {
                 sqlx::query(
-                    "UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1",
+                    "UPDATE conversations SET last_message_at = $2, activity_at = $2, \
+                     updated_at = $2, waiting_since = NULL, preview = $3, \
+                     preview_direction = 'outbound' WHERE id = $1",
                 )
                 .bind(conversation.to_string())
                 .bind(ms(message.created_at))
+                .bind(switchboard_core::conversation::preview(message))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -498,18 +516,34 @@ impl Store {
                     let sent_at = message.provider_timestamp.unwrap_or(message.created_at);
                     insert_message_row!(tx, message);
                     if let Some(conversation) = message.conversation_id {
+                        // The customer's message reopens a closed conversation (R5.2), and
+                        // that move is part of its history like any other.
                         sqlx::query(
-                            "UPDATE conversations SET last_message_at = $2, \
+                            "INSERT INTO conversation_events (id, conversation_id, action, \
+                             from_state, to_state, assignee_id, actor, at) \
+                             SELECT $1, id, 'reopened', 'closed', 'unclaimed', NULL, \
+                             'contact', $3 FROM conversations WHERE id = $2 AND state = 'closed'",
+                        )
+                        .bind(switchboard_core::ConversationEventId::new().to_string())
+                        .bind(conversation.to_string())
+                        .bind(ms(message.created_at))
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query(
+                            "UPDATE conversations SET last_message_at = $2, activity_at = $2, \
                              last_inbound_at = CASE WHEN last_inbound_at IS NULL \
                                OR last_inbound_at < $3 THEN $3 ELSE last_inbound_at END, \
                              state = CASE WHEN state = 'closed' THEN 'unclaimed' ELSE state END, \
                              assignee_id = CASE WHEN state = 'closed' THEN NULL \
                                ELSE assignee_id END, \
-                             updated_at = $2 WHERE id = $1",
+                             waiting_since = COALESCE(waiting_since, $2), \
+                             unread_count = unread_count + 1, preview = $4, \
+                             preview_direction = 'inbound', updated_at = $2 WHERE id = $1",
                         )
                         .bind(conversation.to_string())
                         .bind(ms(message.created_at))
                         .bind(ms(sent_at))
+                        .bind(switchboard_core::conversation::preview(message))
                         .execute(&mut *tx)
                         .await?;
                     }

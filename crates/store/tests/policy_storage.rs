@@ -290,7 +290,14 @@ async fn an_outbound_message_its_job_and_its_decision_commit_together(db: TestDb
         request_hash: "h".into(),
     };
     store
-        .create_outbound(&m, &job(&m), &decision(Some(&m), true), Some(&key), None)
+        .create_outbound(
+            &m,
+            &job(&m),
+            &decision(Some(&m), true),
+            Some(&key),
+            None,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(store.get_message(m.id).await.unwrap(), m);
@@ -317,6 +324,7 @@ async fn an_outbound_message_its_job_and_its_decision_commit_together(db: TestDb
             &job(&again),
             &decision(Some(&again), true),
             Some(&key),
+            None,
             None
         )
         .await
@@ -483,7 +491,7 @@ async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
         let mut m = message(&sender, &contact, Direction::Outbound, t);
         m.business_initiated = true;
         store
-            .create_outbound(&m, &job(&m), &decision(Some(&m), true), None, None)
+            .create_outbound(&m, &job(&m), &decision(Some(&m), true), None, None, None)
             .await
             .unwrap();
         messages.push(m);

@@ -2,6 +2,7 @@
 
 mod consent;
 mod contacts;
+mod conversations;
 pub mod error;
 pub mod extract;
 mod media;
@@ -57,6 +58,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tokens::router())
         .merge(senders::router())
         .merge(contacts::router())
+        .merge(conversations::router())
         .merge(messages::router())
         .merge(media::router())
         .merge(templates::router())

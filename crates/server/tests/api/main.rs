@@ -4,6 +4,7 @@
 mod helpers;
 
 mod contacts;
+mod conversations;
 mod dispatch;
 mod media;
 mod messages;

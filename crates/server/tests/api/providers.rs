@@ -235,6 +235,29 @@ async fn messenger_request_bodies_are_exact(db: TestDb) {
         "text": "Your account password was changed", "tag": "ACCOUNT_UPDATE"}),
     )
     .await;
+    // The agent answers in a conversation they hold (R5.2).
+    let theirs = app
+        .get(
+            &format!("/api/v1/conversations?sender_id={page}&state=unclaimed&limit=200"),
+            &agent,
+        )
+        .await;
+    let theirs = theirs.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["contact_id"] == days.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/api/v1/conversations/{theirs}/claim"),
+        &agent,
+        json!({}),
+    )
+    .await
+    .ok(200);
     let human = send(
         &app,
         &agent,
