@@ -19,6 +19,7 @@ mod provider;
 pub mod sandbox;
 pub mod senders;
 pub mod sending;
+pub mod sessions;
 pub mod settings;
 mod state;
 pub mod templates;
