@@ -321,6 +321,25 @@ async fn contact_page(
             ),
         })
         .collect();
+    // The ledger names people by id (`user:<id>`); show their names where they still exist.
+    let mut names = std::collections::BTreeMap::new();
+    for event in &ledger.events {
+        if let Some(id) = event.actor.strip_prefix("user:") {
+            if !names.contains_key(id) {
+                if let Ok(user) = id.parse() {
+                    if let Ok(user) = state.store().get_user(user).await {
+                        names.insert(id.to_owned(), user.name);
+                    }
+                }
+            }
+        }
+    }
+    let actor_name = |actor: &str| {
+        actor
+            .strip_prefix("user:")
+            .and_then(|id| names.get(id).cloned())
+            .unwrap_or_else(|| actor.to_owned())
+    };
     let ledger_rows = ledger
         .events
         .iter()
@@ -334,7 +353,7 @@ async fn contact_page(
                 label,
                 source: source_key(e.source).replace('_', " "),
                 evidence: e.evidence.clone().unwrap_or_default(),
-                actor: e.actor.clone(),
+                actor: actor_name(&e.actor),
             }
         })
         .collect();
