@@ -39,6 +39,30 @@ async fn admin_pages_render_and_create() {
         browser.screenshot(&heading.to_lowercase()).await;
     }
 
+    // The sender form shows only the chosen provider's fields.
+    browser.goto(&format!("{}/senders/new", app.base)).await;
+    let shown = |id: &'static str| {
+        let browser = &browser;
+        async move {
+            browser
+                .run(&format!(
+                    "return !document.getElementById('{id}').closest('[data-kinds]').hidden;"
+                ))
+                .await
+        }
+    };
+    assert_eq!(shown("phone_number_id").await, true);
+    assert_eq!(shown("account_sid").await, false);
+    browser
+        .find("#kind")
+        .await
+        .select_by_value("twilio")
+        .await
+        .unwrap();
+    assert_eq!(shown("phone_number_id").await, false);
+    assert_eq!(shown("account_sid").await, true);
+    browser.screenshot("sender-form-twilio").await;
+
     // Create a user: a bad e-mail first, shown next to the field, then a good one.
     browser.goto(&format!("{}/users", app.base)).await;
     browser.fill("#email", "not-an-email").await;

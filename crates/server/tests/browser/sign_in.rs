@@ -1,8 +1,9 @@
+use fantoccini::key::Key;
 use switchboard_testkit::TestDb;
 
 use crate::harness::Browser;
 use crate::helpers::TestApp;
-use crate::{sign_in, user, PASSWORD};
+use crate::{user, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_and_out() {
@@ -50,7 +51,18 @@ async fn signing_in_and_out() {
     assert_eq!(browser.path().await, "/login", "signed out for good");
     browser.screenshot("signed-out").await;
 
-    // Keyboard only: Tab to the fields and Enter to submit.
-    sign_in(&browser, &app, "ada@example.com").await;
+    // With the keyboard alone: the e-mail field has focus, Tab moves on, Enter submits.
+    browser.goto(&format!("{}/login", app.base)).await;
+    let focused = browser.run("return document.activeElement.id;").await;
+    assert_eq!(focused, "email");
+    let enter = char::from(Key::Enter);
+    let tab = char::from(Key::Tab);
+    browser
+        .find("#email")
+        .await
+        .send_keys(&format!("ada@example.com{tab}{PASSWORD}{enter}"))
+        .await
+        .unwrap();
+    assert_eq!(browser.text("main h1").await, "Inbox");
     browser.close().await;
 }
