@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 use switchboard_core::contact::{validate_custom_fields, Contact, Locale};
 use switchboard_core::validation::optional_text;
 use switchboard_core::{
-    ContactId, FieldError, MessengerPsid, Permission, PhoneNumber, UserId, ValidationErrors,
-    WhatsappUserId,
+    Channel, ContactId, FieldError, MessengerPsid, Permission, PhoneNumber, UserId,
+    ValidationErrors, WhatsappUserId,
 };
 use switchboard_store::contacts::ContactFilter;
 use switchboard_store::{Page, PageRequest, StoreError};
@@ -291,4 +291,482 @@ pub async fn delete_contact(state: &AppState, principal: &Principal, id: Contact
         .delete_contact(id)
         .await
         .map_err(contact_store_error)
+}
+
+/// At most this many bad rows are listed one by one; the rest are only counted, so a wrong
+/// file cannot fill memory with error messages.
+pub const MAX_LISTED_ROW_ERRORS: usize = 500;
+/// A longer row is not a contact: the import stops rather than buffer it.
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
+
+/// A row of a contact import that was not imported (or only partly), and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// The line of the file where the row starts (the header is line 1).
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What a contact import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub rows: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub opt_ins: u64,
+    pub errors: Vec<RowError>,
+    /// Bad rows beyond [`MAX_LISTED_ROW_ERRORS`].
+    pub more_errors: u64,
+}
+
+impl ImportReport {
+    pub fn failed(&self) -> u64 {
+        self.errors.len() as u64 + self.more_errors
+    }
+
+    fn push_error(&mut self, line: u64, reason: String) {
+        if self.errors.len() < MAX_LISTED_ROW_ERRORS {
+            self.errors.push(RowError { line, reason });
+        } else {
+            self.more_errors += 1;
+        }
+    }
+}
+
+/// Columns with a meaning of their own; any other column is a custom field.
+const KNOWN_COLUMNS: &[&str] = &[
+    "name",
+    "phone",
+    "whatsapp_user_id",
+    "messenger_psid",
+    "locale",
+    "opt_in_source",
+    "opt_in_at",
+    "opt_in_channel",
+];
+
+/// Imports contacts from a CSV file fed in chunks as they arrive, so an upload is never held
+/// whole in memory. The first row names the columns: `name`, `phone`, `locale`,
+/// `whatsapp_user_id`, `messenger_psid`, `opt_in_source`, `opt_in_at` (RFC 3339 or
+/// `YYYY-MM-DD`), `opt_in_channel` (default `whatsapp`); any other column is a custom field.
+///
+/// Each good row creates a contact, or updates the contact that already has its phone or ids
+/// (fields are merged). A row with `opt_in_source` also records an opt-in in the consent ledger
+/// with the file and line as evidence. Bad rows are reported with their line and skipped.
+pub struct ContactImport<'a> {
+    state: &'a AppState,
+    principal: &'a Principal,
+    file_name: String,
+    reader: csv_core::Reader,
+    record: Vec<u8>,
+    record_len: usize,
+    ends: Vec<usize>,
+    ends_len: usize,
+    /// The line the record being read started on.
+    record_line: u64,
+    header: Option<Vec<String>>,
+    report: ImportReport,
+    done: bool,
+}
+
+impl<'a> ContactImport<'a> {
+    pub fn new(state: &'a AppState, principal: &'a Principal, file_name: &str) -> Result<Self> {
+        principal.require(Permission::ContactsWrite)?;
+        let file_name: String = file_name
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        Ok(Self {
+            state,
+            principal,
+            file_name: if file_name.trim().is_empty() {
+                "upload.csv".to_owned()
+            } else {
+                file_name
+            },
+            reader: csv_core::ReaderBuilder::new().build(),
+            record: vec![0; 1024],
+            record_len: 0,
+            ends: vec![0; 16],
+            ends_len: 0,
+            record_line: 1,
+            header: None,
+            report: ImportReport::default(),
+            done: false,
+        })
+    }
+
+    /// Parses and imports every complete row in `chunk`; a row cut by the chunk's end waits
+    /// for the next chunk.
+    pub async fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        // A byte-order mark some spreadsheets write would otherwise become part of `name`.
+        let chunk = if self.header.is_none() && self.record_len == 0 && self.ends_len == 0 {
+            chunk.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(chunk)
+        } else {
+            chunk
+        };
+        self.read(chunk).await
+    }
+
+    /// Imports the last row and answers what the import did.
+    pub async fn finish(mut self) -> Result<ImportReport> {
+        // An empty input tells the parser the file ended.
+        self.read(&[]).await?;
+        if self.header.is_none() {
+            return Err(FieldError::new(
+                "file",
+                "empty_file",
+                "the file is empty: the first row must name the columns (name, phone, ...)",
+            )
+            .into());
+        }
+        Ok(self.report)
+    }
+
+    async fn read(&mut self, mut input: &[u8]) -> Result<()> {
+        use csv_core::ReadRecordResult;
+        if self.done {
+            return Ok(());
+        }
+        loop {
+            if self.record_len == 0 && self.ends_len == 0 {
+                self.record_line = self.reader.line();
+            }
+            let (result, read, written, ended) = self.reader.read_record(
+                input,
+                &mut self.record[self.record_len..],
+                &mut self.ends[self.ends_len..],
+            );
+            input = &input[read..];
+            self.record_len += written;
+            self.ends_len += ended;
+            match result {
+                ReadRecordResult::InputEmpty => return Ok(()),
+                ReadRecordResult::OutputFull => {
+                    if self.record.len() >= MAX_ROW_BYTES {
+                        return Err(FieldError::new(
+                            "file",
+                            "row_too_long",
+                            format!(
+                                "line {}: a row is longer than {} KiB; is this a CSV file?",
+                                self.record_line,
+                                MAX_ROW_BYTES / 1024
+                            ),
+                        )
+                        .into());
+                    }
+                    let len = self.record.len() * 2;
+                    self.record.resize(len, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let len = self.ends.len() * 2;
+                    self.ends.resize(len, 0);
+                }
+                ReadRecordResult::Record => {
+                    let fields = self.fields();
+                    self.record_len = 0;
+                    self.ends_len = 0;
+                    self.row(fields).await?;
+                }
+                ReadRecordResult::End => {
+                    self.done = true;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The fields of the record just read, or why they are not text.
+    fn fields(&self) -> Result<Vec<String>, String> {
+        let mut start = 0;
+        self.ends[..self.ends_len]
+            .iter()
+            .map(|&end| {
+                let field = std::str::from_utf8(&self.record[start..end])
+                    .map(|f| f.trim().to_owned())
+                    .map_err(|_| {
+                        "the row is not UTF-8 text; save the file as CSV UTF-8".to_owned()
+                    });
+                start = end;
+                field
+            })
+            .collect()
+    }
+
+    async fn row(&mut self, fields: Result<Vec<String>, String>) -> Result<()> {
+        let line = self.record_line;
+        let Some(header) = &self.header else {
+            let header = fields.map_err(|reason| {
+                AppError::from(FieldError::new("file", "invalid_header", reason))
+            })?;
+            self.header = Some(parse_header(header)?);
+            return Ok(());
+        };
+        let fields = match fields {
+            Ok(fields) if fields.iter().all(String::is_empty) => return Ok(()),
+            Ok(fields) if fields.len() != header.len() => {
+                self.report.rows += 1;
+                self.report.push_error(
+                    line,
+                    format!(
+                        "the row has {} columns where the header has {}",
+                        fields.len(),
+                        header.len()
+                    ),
+                );
+                return Ok(());
+            }
+            Ok(fields) => fields,
+            Err(reason) => {
+                self.report.rows += 1;
+                self.report.push_error(line, reason);
+                return Ok(());
+            }
+        };
+        self.report.rows += 1;
+        let row: Vec<(String, String)> = header.iter().cloned().zip(fields).collect();
+        match self.import_row(line, row).await {
+            Ok(()) => Ok(()),
+            Err(RowOutcome::Bad(reason)) => {
+                self.report.push_error(line, reason);
+                Ok(())
+            }
+            Err(RowOutcome::Fatal(error)) => Err(error),
+        }
+    }
+
+    async fn import_row(
+        &mut self,
+        line: u64,
+        row: Vec<(String, String)>,
+    ) -> Result<(), RowOutcome> {
+        let mut input = NewContact::default();
+        let (mut opt_in_source, mut opt_in_at, mut opt_in_channel) = (None, None, None);
+        for (column, value) in row {
+            if value.is_empty() {
+                continue;
+            }
+            match column.as_str() {
+                "name" => input.name = Some(value),
+                "phone" => input.phone = Some(value),
+                "whatsapp_user_id" => input.whatsapp_user_id = Some(value),
+                "messenger_psid" => input.messenger_psid = Some(value),
+                "locale" => input.locale = Some(value),
+                "opt_in_source" => opt_in_source = Some(value),
+                "opt_in_at" => opt_in_at = Some(value),
+                "opt_in_channel" => opt_in_channel = Some(value),
+                _ => {
+                    input.fields.insert(column, Value::String(value));
+                }
+            }
+        }
+        // The consent columns are checked before anything is written, so a bad row writes
+        // nothing.
+        let now = self.state.now();
+        let opt_in = match opt_in_source {
+            Some(source) => {
+                let channel = match opt_in_channel.as_deref() {
+                    None => Channel::Whatsapp,
+                    Some(c) => c.parse::<Channel>().map_err(|_| {
+                        RowOutcome::Bad(format!(
+                            "opt_in_channel: `{c}` is not whatsapp, messenger or sms"
+                        ))
+                    })?,
+                };
+                let at = match opt_in_at.as_deref() {
+                    None => now,
+                    Some(text) => parse_opt_in_at(text).map_err(RowOutcome::Bad)?,
+                };
+                if at > now {
+                    return Err(RowOutcome::Bad("opt_in_at: is in the future".to_owned()));
+                }
+                Some((channel, at, source))
+            }
+            None if opt_in_at.is_some() || opt_in_channel.is_some() => {
+                return Err(RowOutcome::Bad(
+                    "opt_in_source: say where the opt-in came from (a form, a call...)".to_owned(),
+                ))
+            }
+            None => None,
+        };
+        let contact = match create_contact(self.state, self.principal, input.clone(), None).await {
+            Ok(created) => {
+                self.report.created += 1;
+                created.value
+            }
+            Err(AppError::Conflict {
+                existing_id: Some(existing),
+                ..
+            }) => {
+                let id: ContactId = existing.parse().map_err(|_| {
+                    RowOutcome::Fatal(AppError::Internal(StoreError::Corrupt(format!(
+                        "contact id {existing}"
+                    ))))
+                })?;
+                let patch = ContactPatch {
+                    name: input.name.map(Some),
+                    locale: input.locale.map(Some),
+                    fields: (!input.fields.is_empty()).then_some(input.fields),
+                    ..Default::default()
+                };
+                let contact = update_contact(self.state, self.principal, id, patch)
+                    .await
+                    .map_err(RowOutcome::from)?;
+                self.report.updated += 1;
+                contact
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some((channel, at, source)) = opt_in {
+            let store = self.state.store();
+            let events = store
+                .consent_events(contact.id, Some(channel))
+                .await
+                .map_err(|e| RowOutcome::Fatal(AppError::Internal(e)))?;
+            if switchboard_core::consent::current_status(&events, channel)
+                == switchboard_core::consent::ConsentStatus::OptedOut
+            {
+                return Err(RowOutcome::Bad(format!(
+                    "the contact was saved, but opted out of {channel} earlier; an import does \
+                     not opt them back in"
+                )));
+            }
+            let event = switchboard_core::consent::ConsentEvent {
+                id: switchboard_core::ConsentEventId::new(),
+                contact_id: contact.id,
+                channel,
+                status: switchboard_core::consent::ConsentStatus::OptedIn,
+                source: switchboard_core::consent::ConsentSource::Import,
+                evidence: Some(format!("{}, line {line}: {source}", self.file_name)),
+                actor: crate::consent::actor_of(self.principal),
+                at: switchboard_core::time::truncate_to_millis(at),
+            };
+            store
+                .append_consent(&event)
+                .await
+                .map_err(|e| RowOutcome::Fatal(AppError::Internal(e)))?;
+            self.report.opt_ins += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a row's failure is the row's (reported, and the import goes on) or the import's.
+enum RowOutcome {
+    Bad(String),
+    Fatal(AppError),
+}
+
+impl From<AppError> for RowOutcome {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::Validation(errors) => RowOutcome::Bad(
+                errors
+                    .into_errors()
+                    .into_iter()
+                    .map(|e| e.detail.replace('`', ""))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            AppError::Conflict { detail, .. } => RowOutcome::Bad(detail.replace('`', "")),
+            other => RowOutcome::Fatal(other),
+        }
+    }
+}
+
+fn parse_header(columns: Vec<String>) -> Result<Vec<String>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut header = Vec::with_capacity(columns.len());
+    for column in columns {
+        let column = column.to_lowercase().replace([' ', '-'], "_");
+        if column.is_empty() {
+            return Err(FieldError::new(
+                "file",
+                "invalid_header",
+                "the first row must name every column; one is empty",
+            )
+            .into());
+        }
+        if !KNOWN_COLUMNS.contains(&column.as_str()) {
+            let mut probe = Map::new();
+            probe.insert(column.clone(), Value::Null);
+            validate_custom_fields(&probe).map_err(|_| {
+                FieldError::new(
+                    "file",
+                    "invalid_header",
+                    format!(
+                        "column `{column}`: custom field names are lower-case letters, digits \
+                         and `_`, starting with a letter"
+                    ),
+                )
+            })?;
+        }
+        if !seen.insert(column.clone()) {
+            return Err(FieldError::new(
+                "file",
+                "invalid_header",
+                format!("column `{column}` appears twice"),
+            )
+            .into());
+        }
+        header.push(column);
+    }
+    if !header
+        .iter()
+        .any(|c| matches!(c.as_str(), "phone" | "whatsapp_user_id" | "messenger_psid"))
+    {
+        return Err(FieldError::new(
+            "file",
+            "invalid_header",
+            "the file needs a `phone` column (or whatsapp_user_id or messenger_psid)",
+        )
+        .into());
+    }
+    Ok(header)
+}
+
+/// An opt-in time: RFC 3339, or a bare date taken as midnight UTC.
+fn parse_opt_in_at(text: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(at) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at);
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &date_format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| {
+            format!("opt_in_at: `{text}` is not a date (2024-05-31) or time (2024-05-31T09:00:00Z)")
+        })
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_normalised_and_checked() {
+        let h = parse_header(vec!["Name".into(), "Phone".into(), "Plan Tier".into()]).unwrap();
+        assert_eq!(h, ["name", "phone", "plan_tier"]);
+        assert!(
+            parse_header(vec!["name".into()]).is_err(),
+            "no address column"
+        );
+        assert!(parse_header(vec!["phone".into(), "phone".into()]).is_err());
+        assert!(parse_header(vec!["phone".into(), "".into()]).is_err());
+        assert!(parse_header(vec!["phone".into(), "9lives".into()]).is_err());
+    }
+
+    #[test]
+    fn opt_in_times_take_dates_and_rfc3339() {
+        assert_eq!(
+            parse_opt_in_at("2024-05-31").unwrap(),
+            time::macros::datetime!(2024-05-31 0:00 UTC)
+        );
+        assert_eq!(
+            parse_opt_in_at("2024-05-31T09:30:00+02:00").unwrap(),
+            time::macros::datetime!(2024-05-31 7:30 UTC)
+        );
+        assert!(parse_opt_in_at("yesterday").is_err());
+    }
 }

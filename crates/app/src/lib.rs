@@ -21,6 +21,7 @@ mod provider;
 pub mod sandbox;
 pub mod senders;
 pub mod sending;
+pub mod sessions;
 pub mod settings;
 mod state;
 pub mod templates;

@@ -90,6 +90,10 @@ typed_id!(
     /// One entry of the consent ledger.
     ConsentEventId
 );
+typed_id!(
+    /// A signed-in web session (its secret is never stored, only its hash).
+    SessionId
+);
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use crate::auth::{Permission, Role};
-use crate::ids::{SenderId, TokenId, UserId};
+use crate::ids::{SenderId, SessionId, TokenId, UserId};
 use crate::validation::FieldError;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -88,6 +88,24 @@ impl ApiToken {
 
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// A person signed in to the web pages. The cookie carries a secret whose hash finds this; the
+/// CSRF token is what the pages send back with every change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub csrf_token: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+}
+
+impl Session {
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at <= now
     }
 }
 

@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod demo;
 pub mod telemetry;
+pub mod web;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -100,7 +101,12 @@ pub async fn start(
         }
         Bootstrap::NotNeeded => None,
     };
+    let secure_cookies = config
+        .public_url
+        .as_ref()
+        .is_some_and(|u| u.scheme() == "https");
     let app = api::app(state.clone())
+        .merge(web::router(secure_cookies).with_state(state.clone()))
         .merge(webhooks::router(config.public_url.clone()).with_state(state.clone()))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(

@@ -20,6 +20,7 @@ pub mod media;
 pub mod messages;
 pub mod page;
 pub mod senders;
+pub mod sessions;
 pub mod settings;
 pub mod templates;
 pub mod tokens;

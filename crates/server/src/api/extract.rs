@@ -4,38 +4,63 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchboard_app::idempotency::{IdempotencyRequest, MAX_KEY_CHARS};
-use switchboard_app::{auth, AppState, Principal};
+use switchboard_app::{auth, sessions, AppState, Principal};
 use switchboard_store::{Order, PageRequest};
 use utoipa::IntoParams;
 
 use super::error::ApiError;
 
-/// The authenticated caller, from `Authorization: Bearer <token>`.
+/// The authenticated caller, from `Authorization: Bearer <token>` or, for the web pages'
+/// JavaScript, the session cookie. A cookie is sent by the browser whoever made the page, so a
+/// cookie-authenticated change must also carry the session's CSRF token in `X-CSRF-Token`.
 pub struct Auth(pub Principal);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let secret = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty())
+        if let Some(header) = parts.headers.get(AUTHORIZATION) {
+            let secret = header
+                .to_str()
+                .ok()
+                .and_then(|v| {
+                    let (scheme, token) = v.trim().split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+                })
+                .filter(|t| !t.is_empty())
+                .ok_or(switchboard_app::AppError::Unauthorized)?;
+            return Ok(Auth(auth::authenticate(state, secret).await?));
+        }
+        let secret = crate::web::cookies::session_secret(&parts.headers)
             .ok_or(switchboard_app::AppError::Unauthorized)?;
-        Ok(Auth(auth::authenticate(state, secret).await?))
+        let signed_in = sessions::resolve(state, &secret).await?;
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !sessions::secrets_match(sent, &signed_in.session.csrf_token) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf_failed",
+                    "a request signed in by cookie must send the page's CSRF token as \
+                     `X-CSRF-Token`",
+                ));
+            }
+        }
+        Ok(Auth(signed_in.principal))
     }
 }
+
+/// The header carrying the CSRF token on cookie-authenticated API calls.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// A JSON body. Malformed JSON is a 400 `malformed_json`; JSON of the wrong shape is a 422
 /// `invalid_field` naming the field by its path (`provider.page_id`, `permitted_sender_ids[1]`).

@@ -16,4 +16,5 @@ mod system;
 mod template_submission;
 mod tokens;
 mod users;
+mod web;
 mod webhooks;

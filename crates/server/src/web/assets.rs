@@ -1,0 +1,41 @@
+//! The stylesheet and script, compiled into the binary so a deployment is one file.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use switchboard_app::AppState;
+
+const CSS: &str = include_str!("../../assets/app.css");
+const JS: &str = include_str!("../../assets/app.js");
+
+/// The pages name the assets with a version query (`app.css?v=...`), so a new release is
+/// fetched at once while browsers may keep an asset for a day without asking again.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+const CACHE: &str = "public, max-age=86400";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/assets/app.css", get(css))
+        .route("/assets/app.js", get(js))
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE),
+        ],
+        CSS,
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE),
+        ],
+        JS,
+    )
+}

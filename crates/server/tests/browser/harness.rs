@@ -1,0 +1,237 @@
+//! A headless Chromium driven over WebDriver, for browser tests.
+//!
+//! [`Browser::start`] launches `chromedriver` on a free port with a fresh profile, opens a
+//! session, and saves screenshots under `<target>/screenshots/<test>/`. When Chromium or
+//! chromedriver is missing, it returns `None` after a loud banner so that the test passes as
+//! skipped, except under `CI=true`, where a missing browser fails the run (`.ci/run` installs
+//! Debian's `chromium` and `chromium-driver`).
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{json, Value};
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A window like a laptop's; phone tests resize it.
+pub const DESKTOP: (u32, u32) = (1280, 900);
+/// An iPhone 12-14's viewport, in CSS pixels.
+pub const PHONE: (u32, u32) = (390, 844);
+
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+    shots: PathBuf,
+    step: usize,
+}
+
+impl Browser {
+    /// A browser for `test` (the screenshot folder's name), or `None` when this machine has no
+    /// Chromium and the run is not CI.
+    pub async fn start(test: &str) -> Option<Browser> {
+        let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+            .into_iter()
+            .filter(|p| !Path::new(p).exists())
+            .collect();
+        if !missing.is_empty() {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but {missing:?} missing: install chromium and chromium-driver");
+            }
+            eprintln!(
+                "\n************************************************************************\n\
+                 *  Browser test `{test}` SKIPPED: {missing:?} not found.\n\
+                 *  Install Debian's chromium and chromium-driver to run it.\n\
+                 ************************************************************************\n"
+            );
+            return None;
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let mut driver = DriverGuard(Some(driver));
+        wait_for_port(port, Duration::from_secs(20));
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session");
+        let shots = screenshot_root().join(test);
+        let _ = std::fs::remove_dir_all(&shots);
+        std::fs::create_dir_all(&shots).expect("the screenshot directory");
+        Some(Browser {
+            client,
+            driver: driver.0.take().expect("the driver process"),
+            _profile: profile,
+            shots,
+            step: 0,
+        })
+    }
+
+    /// Saves a screenshot of the page as `<nn>-<name>.png` and prints where.
+    pub async fn screenshot(&mut self, name: &str) -> PathBuf {
+        self.step += 1;
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let path = self.shots.join(format!("{:02}-{name}.png", self.step));
+        std::fs::write(&path, png).expect("the screenshot is written");
+        println!("screenshot: {}", path.display());
+        path
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("the page loads");
+    }
+
+    pub async fn path(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .expect("the current URL")
+            .path()
+            .to_owned()
+    }
+
+    /// Types into the field with this CSS selector, replacing what was there.
+    pub async fn fill(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        field.clear().await.expect("the field clears");
+        field.send_keys(text).await.expect("typing into the field");
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.find(css).await.click().await.expect("the click lands");
+    }
+
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+    }
+
+    /// The visible text of the element with this CSS selector.
+    pub async fn text(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .text()
+            .await
+            .expect("the element's text")
+    }
+
+    pub async fn run(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .expect("the script runs")
+    }
+
+    /// Resizes the window so that the page's viewport is `width` x `height` CSS pixels.
+    pub async fn viewport(&self, (width, height): (u32, u32)) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("the window resizes");
+        // The window includes any browser frame; grow it by the difference.
+        let inner = self
+            .run("return [window.innerWidth, window.innerHeight];")
+            .await;
+        let dw = width as i64 - inner[0].as_i64().unwrap_or(width as i64);
+        let dh = height as i64 - inner[1].as_i64().unwrap_or(height as i64);
+        if dw != 0 || dh != 0 {
+            self.client
+                .set_window_size((width as i64 + dw) as u32, (height as i64 + dh) as u32)
+                .await
+                .expect("the window resizes");
+        }
+    }
+
+    /// Whether the page scrolls sideways: wider content than the viewport.
+    pub async fn scrolls_sideways(&self) -> bool {
+        let fits = self
+            .run("return document.documentElement.scrollWidth <= window.innerWidth;")
+            .await;
+        fits != Value::Bool(true)
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // A failed assertion unwinds past `close`: the driver (and its Chromium) still go.
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Kills chromedriver if starting the session fails part-way.
+struct DriverGuard(Option<Child>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `<target>/screenshots`: beside the `tmp` directory Cargo gives integration tests.
+pub fn screenshot_root() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join("screenshots")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn wait_for_port(port: u16, within: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        assert!(
+            start.elapsed() < within,
+            "chromedriver did not listen on port {port} within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
