@@ -8,6 +8,8 @@ use switchboard_app::AppState;
 
 const CSS: &str = include_str!("../../assets/app.css");
 const JS: &str = include_str!("../../assets/app.js");
+const INBOX_CSS: &str = include_str!("../../assets/inbox.css");
+const INBOX_JS: &str = include_str!("../../assets/inbox.js");
 
 /// The pages name the assets with a version query (`app.css?v=...`), so a new release is
 /// fetched at once while browsers may keep an asset for a day without asking again.
@@ -18,6 +20,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
+        .route(
+            "/assets/inbox.css",
+            get(|| async { asset("text/css", INBOX_CSS) }),
+        )
+        .route(
+            "/assets/inbox.js",
+            get(|| async { asset("text/javascript", INBOX_JS) }),
+        )
 }
 
 async fn css() -> impl IntoResponse {
@@ -37,5 +47,15 @@ async fn js() -> impl IntoResponse {
             (header::CACHE_CONTROL, CACHE),
         ],
         JS,
+    )
+}
+
+fn asset(kind: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, format!("{kind}; charset=utf-8")),
+            (header::CACHE_CONTROL, CACHE.to_owned()),
+        ],
+        body,
     )
 }

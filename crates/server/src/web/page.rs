@@ -346,6 +346,11 @@ impl FormData {
             .unwrap_or_default()
     }
 
+    /// Every field, in order, as submitted.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.0.clone()
+    }
+
     pub fn all(&self, name: &str) -> Vec<String> {
         self.0
             .iter()

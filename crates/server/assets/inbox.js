@@ -1,0 +1,134 @@
+// The inbox, live (R5.7): the list, the thread and the window countdown follow what happens
+// without a reload. Every action stays a plain form; this only refreshes what is shown.
+(function () {
+  "use strict";
+
+  var refreshing = false;
+  var again = false;
+  var timer = null;
+
+  // Swaps in the parts of a freshly rendered page that may have changed. The composer is left
+  // alone while someone is typing in it.
+  function swap(fresh) {
+    ["inbox-tabs", "conversation-list", "thread-head", "thread-messages"].forEach(function (id) {
+      var now = document.getElementById(id);
+      var next = fresh.getElementById(id);
+      if (now && next) now.replaceWith(next);
+    });
+    var composer = document.getElementById("composer");
+    var nextComposer = fresh.getElementById("composer");
+    if (composer && nextComposer) {
+      var typing = Array.prototype.some.call(composer.querySelectorAll("textarea, input:not([type=hidden])"), function (el) {
+        return el.value !== "" || el === document.activeElement;
+      });
+      if (!typing) {
+        composer.replaceWith(nextComposer);
+        wireComposer();
+      }
+    }
+    startCountdown();
+    scrollThread();
+  }
+
+  function refresh() {
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html) swap(new DOMParser().parseFromString(html, "text/html"));
+      })
+      .catch(function () {})
+      .then(function () {
+        refreshing = false;
+        if (again) { again = false; soon(); }
+      });
+  }
+
+  function soon() {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(refresh, 250);
+  }
+
+  function listen() {
+    if (!window.EventSource) return;
+    var source = new EventSource("/api/v1/events/stream");
+    ["message.created", "message.status", "conversation.updated", "lagged"].forEach(function (name) {
+      source.addEventListener(name, soon);
+    });
+    // The browser reconnects by itself; what was missed meanwhile is fetched once it is back.
+    source.addEventListener("open", soon);
+  }
+
+  function span(ms) {
+    var minutes = Math.max(0, Math.floor(ms / 60000));
+    return minutes >= 60 ? Math.floor(minutes / 60) + " h " + (minutes % 60) + " min" : minutes + " min";
+  }
+
+  var countdown = null;
+  function startCountdown() {
+    if (countdown) clearInterval(countdown);
+    var el = document.querySelector("[data-closes-at]");
+    if (!el) return;
+    var closes = Date.parse(el.getAttribute("data-closes-at"));
+    function tick() {
+      var left = closes - Date.now();
+      if (left > 0) {
+        el.textContent = "Window open: closes in " + span(left);
+      } else {
+        el.textContent = "Window closed";
+        el.className = "window window-closed";
+        clearInterval(countdown);
+        soon();
+      }
+    }
+    tick();
+    countdown = setInterval(tick, 15000);
+  }
+
+  // One template form at a time, with its preview filled as the variables are typed.
+  function wireComposer() {
+    var select = document.querySelector("[data-template-select]");
+    var forms = document.querySelectorAll(".template-form");
+    function show() {
+      forms.forEach(function (f) { f.hidden = select && f.getAttribute("data-template-index") !== select.value; });
+    }
+    if (select) { select.addEventListener("change", show); show(); }
+    forms.forEach(function (form) {
+      var preview = form.querySelector("[data-preview]");
+      if (!preview) return;
+      var body = preview.getAttribute("data-body");
+      function render() {
+        var text = body;
+        form.querySelectorAll("[data-var]").forEach(function (input) {
+          var name = input.getAttribute("data-var");
+          text = text.split("{{" + name + "}}").join(input.value || "{{" + name + "}}");
+        });
+        preview.textContent = text;
+      }
+      form.addEventListener("input", render);
+    });
+  }
+
+  function scrollThread() {
+    var list = document.getElementById("thread-messages");
+    if (list) list.scrollTop = list.scrollHeight;
+  }
+
+  function markRead() {
+    var thread = document.getElementById("thread");
+    var current = document.querySelector(".conv.current.unread");
+    if (thread && current && window.switchboard) {
+      window.switchboard.api("POST", "/api/v1/conversations/" + thread.getAttribute("data-conversation") + "/read");
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!document.querySelector("[data-inbox]")) return;
+    wireComposer();
+    startCountdown();
+    scrollThread();
+    markRead();
+    listen();
+  });
+})();

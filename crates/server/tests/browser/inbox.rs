@@ -1,0 +1,267 @@
+//! An agent's day in the inbox, in a real browser: a conversation arrives live, is claimed and
+//! answered, the ticks move to read; a closed window leaves only templates and the recontact
+//! template goes out; an agent cannot transfer, an admin can.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchboard_app::SystemClock;
+use switchboard_testkit::TestDb;
+
+use crate::harness::Browser;
+use crate::helpers::TestApp;
+use crate::{sign_in, user};
+
+/// Waits until `condition` (a JavaScript expression) holds on the page.
+async fn until(browser: &Browser, what: &str, condition: &str) {
+    for _ in 0..100 {
+        if browser.run(&format!("return !!({condition});")).await == Value::Bool(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("waited 20 s for {what}: {condition}");
+}
+
+/// Clicks the conversation row that names `who`.
+async fn open_row(browser: &Browser, who: &str) {
+    browser
+        .run(&format!(
+            "Array.from(document.querySelectorAll('a.conv')).find(a => a.innerText.includes('{who}')).click();"
+        ))
+        .await;
+    until(browser, "the conversation", &format!("document.querySelector('.thread-title h2') && document.querySelector('.thread-title h2').innerText === '{who}'")).await;
+}
+
+async fn approved_template(app: &TestApp, body: Value) {
+    let id = app
+        .post("/api/v1/templates", &app.admin, body)
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/api/v1/templates/{id}/submit"),
+        &app.admin,
+        json!({}),
+    )
+    .await
+    .ok(200);
+    app.post(
+        &format!("/api/v1/templates/{id}/status"),
+        &app.admin,
+        json!({"status": "approved", "reason": "test"}),
+    )
+    .await
+    .ok(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_day_in_the_inbox() {
+    let Some(mut browser) = Browser::start("inbox_day").await else {
+        return;
+    };
+    // Simulated customers on: they receive, read and answer like real ones.
+    let app = TestApp::spawn_with(TestDb::sqlite(), Arc::new(SystemClock), true).await;
+    let wa = app.sandbox_sender("whatsapp").await;
+    let sam = user(&app, "sam@example.com", "Sam Agent", "agent").await;
+    let bob = user(&app, "bob@example.com", "Bob Agent", "agent").await;
+    user(&app, "root@example.com", "Rita Admin", "admin").await;
+    for id in [&sam, &bob] {
+        app.patch(
+            &format!("/api/v1/users/{id}"),
+            &app.admin,
+            json!({"permitted_sender_ids": [wa]}),
+        )
+        .await
+        .ok(200);
+    }
+    approved_template(
+        &app,
+        json!({"sender_id": wa, "name": "follow_up", "locale": "en", "category": "UTILITY",
+               "body": "Hi {{1}}, we have an update on your request. Reply to continue.",
+               "variable_mapping": {"1": "contact.name"}, "recontact": true}),
+    )
+    .await;
+    // Lou wrote 30 hours ago and signed up for updates: only templates may reach her now.
+    let lou = app
+        .post(
+            "/api/v1/contacts",
+            &app.admin,
+            json!({"name": "Lou Laurent", "phone": "+33612345678", "locale": "en",
+                   "fields": {"sandbox_persona": "quiet"}}),
+        )
+        .await;
+    let lou = lou.ok(201)["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/v1/contacts/{lou}/consent"),
+        &app.admin,
+        json!({"channel": "whatsapp", "status": "opted_in", "source": "website",
+               "evidence": "signup form"}),
+    )
+    .await
+    .ok(201);
+    let long_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    app.post(
+        "/api/v1/messages/inbound",
+        &app.admin,
+        json!({"sender_id": wa, "from": "+33612345678", "text": "Any news on my refund?",
+               "timestamp": long_ago}),
+    )
+    .await
+    .ok(201);
+    app.post(
+        "/api/v1/contacts",
+        &app.admin,
+        json!({"name": "Ada Lovelace", "phone": "+442079460958", "locale": "en",
+               "fields": {"sandbox_persona": "responsive"}}),
+    )
+    .await
+    .ok(201);
+
+    // Sam signs in; the unclaimed tab holds Lou's old conversation.
+    sign_in(&browser, &app, "sam@example.com").await;
+    until(
+        &browser,
+        "Lou's row",
+        "document.getElementById('conversation-list').innerText.includes('Lou Laurent')",
+    )
+    .await;
+    browser.screenshot("inbox").await;
+
+    // Ada writes: her conversation appears without a reload.
+    let marker = browser.run("window.__same_page = true; return true;").await;
+    assert_eq!(marker, Value::Bool(true));
+    app.post(
+        "/api/v1/messages/inbound",
+        &app.admin,
+        json!({"sender_id": wa, "from": "+442079460958", "text": "Where is my order #1042?"}),
+    )
+    .await
+    .ok(201);
+    until(
+        &browser,
+        "Ada's row, live",
+        "document.getElementById('conversation-list').innerText.includes('Ada Lovelace')",
+    )
+    .await;
+    assert_eq!(
+        browser.run("return window.__same_page === true;").await,
+        Value::Bool(true)
+    );
+    browser.screenshot("arrived-live").await;
+
+    // Open and claim it.
+    open_row(&browser, "Ada Lovelace").await;
+    assert!(browser
+        .text("#composer")
+        .await
+        .contains("Claim this conversation"));
+    browser.screenshot("unclaimed-conversation").await;
+    browser.click("form[action$='/claim'] button").await;
+    until(
+        &browser,
+        "the claim",
+        "document.getElementById('thread-state').innerText.includes('Sam Agent')",
+    )
+    .await;
+    let window = browser.text("#window").await;
+    assert!(
+        window.starts_with("Window open: closes in 23 h"),
+        "{window}"
+    );
+    browser.screenshot("claimed").await;
+
+    // Reply; the ticks move to read as the customer reads, and her answer arrives.
+    browser
+        .fill("#reply-text", "Hi Ada, it left our warehouse this morning.")
+        .await;
+    browser.click("#reply-form button").await;
+    until(&browser, "the reply", "Array.from(document.querySelectorAll('.bubble.out .text')).some(p => p.innerText.includes('left our warehouse'))").await;
+    until(
+        &browser,
+        "the read ticks",
+        "document.querySelector('.bubble.out .ticks[data-status=read]')",
+    )
+    .await;
+    until(
+        &browser,
+        "Ada's answer",
+        "document.querySelectorAll('.bubble.in').length >= 2",
+    )
+    .await;
+    browser.screenshot("read-and-answered").await;
+
+    // Lou's window closed 6 hours ago: the composer offers templates only, and the recontact one.
+    browser
+        .goto(&format!("{}/inbox?tab=unclaimed", app.base))
+        .await;
+    open_row(&browser, "Lou Laurent").await;
+    browser.click("form[action$='/claim'] button").await;
+    until(
+        &browser,
+        "the claim",
+        "document.getElementById('thread-state').innerText.includes('Sam Agent')",
+    )
+    .await;
+    let banner = browser.text("#composer-banner").await;
+    assert!(
+        banner.starts_with("The 24-hour window closed 6 h"),
+        "{banner}"
+    );
+    assert_eq!(
+        browser
+            .run("return document.getElementById('reply-text') === null;")
+            .await,
+        Value::Bool(true)
+    );
+    assert!(browser
+        .text("#template-picker summary")
+        .await
+        .contains("Templates allowed now"));
+    browser.screenshot("window-closed").await;
+    browser.click("#recontact-form button").await;
+    until(&browser, "the template", "Array.from(document.querySelectorAll('.bubble.out .template-label')).some(p => p.innerText.includes('follow_up'))").await;
+    browser.screenshot("recontact-sent").await;
+
+    // An agent cannot hand the conversation over.
+    browser.click("#transfer-button").await;
+    let refusal = browser.text("#inbox-error").await;
+    assert!(
+        refusal.contains("Only admins and supervisors transfer"),
+        "{refusal}"
+    );
+    browser.screenshot("transfer-refused").await;
+
+    // An admin can.
+    browser.click("form[action='/logout'] button").await;
+    sign_in(&browser, &app, "root@example.com").await;
+    browser
+        .goto(&format!("{}/inbox?tab=claimed", app.base))
+        .await;
+    open_row(&browser, "Lou Laurent").await;
+    browser
+        .find("#transfer-to")
+        .await
+        .select_by_value(&bob)
+        .await
+        .expect("Bob is offered");
+    browser.click("#transfer-button").await;
+    until(
+        &browser,
+        "the transfer",
+        "document.getElementById('thread-state').innerText.includes('Bob Agent')",
+    )
+    .await;
+    browser.screenshot("transferred").await;
+
+    // At phone width the conversation fills the screen, without sideways scrolling.
+    browser.viewport((390, 844)).await;
+    assert!(!browser.scrolls_sideways().await);
+    browser.screenshot("phone").await;
+    browser.close().await;
+}
