@@ -415,3 +415,38 @@ pub(crate) fn moved_by_reply(guard: &ReplyGuard, sender: SenderId) -> Option<Liv
         assignee_id: guard.next.assignee,
     })
 }
+
+/// The conversation of a conversation's contact with another sender the caller may use,
+/// started if there is none: where an agent goes to write by SMS to a contact who has no
+/// WhatsApp (R4.3).
+pub async fn open_with_sender(
+    state: &AppState,
+    principal: &Principal,
+    from: ConversationId,
+    sender: SenderId,
+) -> Result<ConversationId> {
+    principal.require(Permission::MessagesSend)?;
+    let conversation = load(state, principal, from).await?;
+    if !may_see(principal, sender) {
+        return Err(FieldError::new(
+            "sender_id",
+            "sender_not_permitted",
+            "you may not use that sender",
+        )
+        .into());
+    }
+    let sender = state
+        .sender(sender)
+        .await
+        .map_err(crate::missing_reference("sender_id", "sender"))?;
+    state
+        .store()
+        .ensure_conversation(
+            conversation.contact_id,
+            sender.id,
+            sender.channel,
+            state.now(),
+        )
+        .await
+        .map_err(AppError::Internal)
+}

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use rand::Rng;
 use serde_json::{json, Value};
 use switchboard_app::auth::NewToken;
 use switchboard_app::SystemClock;
@@ -73,6 +74,10 @@ impl Api {
 
     pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
     }
 
     async fn create(&self, path: &str, body: Value) -> anyhow::Result<String> {
@@ -190,10 +195,7 @@ pub async fn seed(api: &Api, now: OffsetDateTime) -> anyhow::Result<Seeded> {
     }
     let all_senders: Vec<&String> = senders.values().collect();
     let mut users = Vec::new();
-    for (email, name, role) in [
-        ("sam@acme.example", "Sam Agent", "agent"),
-        ("pat@acme.example", "Pat Supervisor", "supervisor"),
-    ] {
+    for (email, name, role) in DEMO_USERS {
         let id = api
             .create(
                 "/api/v1/users",
@@ -379,6 +381,42 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// The people of the demo, who sign in to the inbox: (e-mail, name, role). The first is the
+/// agent whose conversations the demo starts.
+const DEMO_USERS: [(&str, &str, &str); 3] = [
+    ("sam@acme.example", "Sam Agent", "agent"),
+    ("pat@acme.example", "Pat Supervisor", "supervisor"),
+    ("alex@acme.example", "Alex Admin", "admin"),
+];
+
+/// Gives the demo's people a new password, printed at start: a demo left running on a
+/// reachable address is not open to whoever read an old terminal or this source.
+async fn demo_password(api: &Api) -> anyhow::Result<String> {
+    let words = [
+        "amber", "basil", "cedar", "delta", "ember", "fjord", "grove", "harbor",
+    ];
+    let mut rng = rand::thread_rng();
+    let password = (0..3)
+        .map(|_| words[rng.gen_range(0..words.len())])
+        .collect::<Vec<_>>()
+        .join("-")
+        + &format!("-{:04}", rng.gen_range(0..10_000));
+    let users = api.get("/api/v1/users?limit=200").await?;
+    for user in users["items"].as_array().into_iter().flatten() {
+        let demo = DEMO_USERS
+            .iter()
+            .any(|(email, _, _)| user["email"].as_str() == Some(email));
+        if let (true, Some(id)) = (demo, user["id"].as_str()) {
+            api.patch(
+                &format!("/api/v1/users/{id}"),
+                json!({"password": password}),
+            )
+            .await?;
+        }
+    }
+    Ok(password)
+}
+
 /// `switchboard demo`: seeds an empty database, then runs like `serve` with a live feed.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut config = config;
@@ -406,9 +444,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if fresh {
         seed(&api, state.now()).await.context("seeding the demo")?;
     }
+    let password = demo_password(&api)
+        .await
+        .context("setting the demo password")?;
     let token = &issued.secret;
+    let people = DEMO_USERS
+        .iter()
+        .map(|(email, _, role)| format!("{email} ({role})"))
+        .collect::<Vec<_>>()
+        .join(", ");
     println!(
         "\nSwitchboard demo: {base}\n\
+         \n  Sign in to the inbox at {base}/login as {people}\
+         \n  Password (new each start): {password}\n\
          \n  Admin API token (new each start): {token}\n\
          \n  Try:  curl -H 'Authorization: Bearer {token}' {base}/api/v1/messages\
          \n        curl -H 'Authorization: Bearer {token}' {base}/api/v1/contacts\

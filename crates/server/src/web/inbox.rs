@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/inbox/{id}/transfer", post(transfer))
         .route("/inbox/{id}/send", post(send))
         .route("/inbox/{id}/opt-in", post(request_opt_in))
+        .route("/inbox/{id}/switch", post(switch_sender))
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -1197,4 +1198,28 @@ async fn request_opt_in(
             None => Err(e.into()),
         },
     }
+}
+
+/// Opens (or starts) the contact's conversation on another sender, such as SMS for a contact
+/// without WhatsApp.
+async fn switch_sender(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    form: FormData,
+) -> WebResult<Redirect> {
+    form.check_csrf(&signed)?;
+    let conversation: ConversationId = id
+        .parse()
+        .map_err(|_| WebError::NotFound("That conversation does not exist.".to_owned()))?;
+    let sender: SenderId = form
+        .text("sender_id")
+        .parse()
+        .map_err(|_| WebError::BadRequest("Choose a sender.".to_owned()))?;
+    let other =
+        conversations::open_with_sender(&state, &signed.0.principal, conversation, sender).await?;
+    Ok(Redirect::to(&format!(
+        "/inbox/{other}?{}",
+        form.text("keep")
+    )))
 }

@@ -265,3 +265,92 @@ async fn an_agents_day_in_the_inbox() {
     browser.screenshot("phone").await;
     browser.close().await;
 }
+
+/// The opt-in request's outcomes in the composer (R4.3): a contact who declines cannot be
+/// written to; a contact without WhatsApp is offered SMS instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opt_in_outcomes_shape_the_composer() {
+    let Some(mut browser) = Browser::start("opt_in_outcomes").await else {
+        return;
+    };
+    let app = TestApp::spawn_with(TestDb::sqlite(), Arc::new(SystemClock), true).await;
+    let wa = app.sandbox_sender("whatsapp").await;
+    let sms = app.sandbox_sender("sms").await;
+    let sam = user(&app, "sam@example.com", "Sam Agent", "agent").await;
+    app.patch(
+        &format!("/api/v1/users/{sam}"),
+        &app.admin,
+        json!({"permitted_sender_ids": [wa, sms]}),
+    )
+    .await
+    .ok(200);
+    for (name, phone, persona) in [
+        ("Dee Dubois", "+33698765432", "declines"),
+        ("Nia Okafor", "+2348031234567", "no_whatsapp"),
+    ] {
+        app.post(
+            "/api/v1/contacts",
+            &app.admin,
+            json!({"name": name, "phone": phone, "fields": {"sandbox_persona": persona}}),
+        )
+        .await
+        .ok(201);
+        app.post(
+            "/api/v1/messages/inbound",
+            &app.admin,
+            json!({"sender_id": wa, "from": phone, "text": "Hello, a question"}),
+        )
+        .await
+        .ok(201);
+    }
+    sign_in(&browser, &app, "sam@example.com").await;
+
+    // Dee answers the request with NO: composing is disabled, and the banner says why.
+    open_row(&browser, "Dee Dubois").await;
+    browser.click("form[action$='/claim'] button").await;
+    until(
+        &browser,
+        "the claim",
+        "document.getElementById('thread-state').innerText.includes('Sam Agent')",
+    )
+    .await;
+    browser.click("form[action$='/opt-in'] button").await;
+    until(&browser, "Dee's refusal", "document.getElementById('composer-banner') && document.getElementById('composer-banner').innerText.includes('declined')").await;
+    assert_eq!(
+        browser
+            .run("return document.getElementById('reply-text') === null;")
+            .await,
+        Value::Bool(true)
+    );
+    browser.screenshot("declined").await;
+
+    // Nia has no WhatsApp: the request fails, and the composer offers SMS.
+    browser
+        .goto(&format!("{}/inbox?tab=unclaimed", app.base))
+        .await;
+    open_row(&browser, "Nia Okafor").await;
+    browser.click("form[action$='/claim'] button").await;
+    until(
+        &browser,
+        "the claim",
+        "document.getElementById('thread-state').innerText.includes('Sam Agent')",
+    )
+    .await;
+    browser.click("form[action$='/opt-in'] button").await;
+    until(
+        &browser,
+        "the failed request",
+        "document.querySelector('.bubble.out .ticks[data-status=failed]')",
+    )
+    .await;
+    until(&browser, "the SMS offer", "document.getElementById('composer-banner') && document.getElementById('composer-banner').innerText.includes('no WhatsApp')").await;
+    let reason = browser
+        .run("return document.querySelector('.bubble.out .ticks[data-status=failed]').getAttribute('title');")
+        .await;
+    assert!(reason.as_str().unwrap().contains("131026"), "{reason}");
+    browser.screenshot("no-whatsapp").await;
+    browser.click("form[action$='/switch'] button").await;
+    until(&browser, "the SMS conversation", "document.querySelector('.thread-title p') && document.querySelector('.thread-title p').innerText.startsWith('SMS')").await;
+    browser.screenshot("sms-conversation").await;
+    browser.close().await;
+}
