@@ -298,11 +298,12 @@ pub async fn act(
     let actor = actor(principal);
     for _ in 0..MOVE_ATTEMPTS {
         let conversation = load(state, principal, id).await?;
+        let now = conversation.assignment();
+        let next = conversation::transition(now, actor, action).map_err(refused)?;
+        // Only someone allowed to transfer learns anything about the target.
         if let Action::Transfer { to } = action {
             check_transfer_target(state, to, conversation.sender_id).await?;
         }
-        let now = conversation.assignment();
-        let next = conversation::transition(now, actor, action).map_err(refused)?;
         let at = state.now();
         let event = ConversationEvent {
             id: switchboard_core::ConversationEventId::new(),

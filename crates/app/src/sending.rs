@@ -571,21 +571,40 @@ pub async fn check_policy(
     principal: &Principal,
     input: &SendInput,
 ) -> Result<Decision> {
-    principal.require(Permission::MessagesSend)?;
+    let (decision, facts) = decide(state, principal, input).await?;
     let who = Sender::Caller(principal);
-    let facts = load_facts(state, who, input).await?;
     let now = state.now();
-    let decision = evaluate(
-        &facts.request,
-        &facts.context(),
-        decision_time(facts.send_at, now),
-    );
     state
         .store()
         .record_decision(&decision_record(who, &facts, &decision, None, true, now))
         .await
         .map_err(AppError::Internal)?;
     Ok(decision)
+}
+
+/// What the policy decides for this send now, without recording it: what the inbox's composer
+/// shows each time a conversation is drawn, which is no one's request to send.
+pub async fn what_is_allowed(
+    state: &AppState,
+    principal: &Principal,
+    input: &SendInput,
+) -> Result<Decision> {
+    Ok(decide(state, principal, input).await?.0)
+}
+
+async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    input: &SendInput,
+) -> Result<(Decision, Facts)> {
+    principal.require(Permission::MessagesSend)?;
+    let facts = load_facts(state, Sender::Caller(principal), input).await?;
+    let decision = evaluate(
+        &facts.request,
+        &facts.context(),
+        decision_time(facts.send_at, state.now()),
+    );
+    Ok((decision, facts))
 }
 
 /// Sends a message: decided by the policy, then written with its send job in one transaction,

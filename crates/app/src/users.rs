@@ -197,13 +197,13 @@ pub async fn update_user(
         }
         user.role = role;
     }
-    match patch.password {
+    match &patch.password {
         Some(Some(password))
             if errors
-                .check(check_password("password", &password))
+                .check(check_password("password", password))
                 .is_some() =>
         {
-            user.password_hash = Some(hash_password(&password));
+            user.password_hash = Some(hash_password(password));
         }
         Some(None) => user.password_hash = None,
         _ => {}
@@ -218,12 +218,21 @@ pub async fn update_user(
     if !errors.is_empty() {
         return Err(errors.into());
     }
+    let password_changed = patch.password.is_some();
     user.updated_at = state.now();
     state
         .store()
         .update_user(&user)
         .await
         .map_err(user_store_error)?;
+    // A new password (a reset after a leak, say) signs the user out everywhere.
+    if password_changed {
+        state
+            .store()
+            .delete_user_sessions(id)
+            .await
+            .map_err(AppError::Internal)?;
+    }
     Ok(with_effective_senders(state, vec![user]).await?.remove(0))
 }
 

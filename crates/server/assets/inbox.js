@@ -28,6 +28,7 @@
     }
     startCountdown();
     scrollThread();
+    markRead();
   }
 
   function refresh() {

@@ -393,10 +393,12 @@ const DEMO_USERS: [(&str, &str, &str); 3] = [
 /// reachable address is not open to whoever read an old terminal or this source.
 async fn demo_password(api: &Api) -> anyhow::Result<String> {
     let words = [
-        "amber", "basil", "cedar", "delta", "ember", "fjord", "grove", "harbor",
+        "amber", "basil", "cedar", "delta", "ember", "fjord", "grove", "harbor", "indigo",
+        "juniper", "kestrel", "lagoon", "maple", "nectar", "orchid", "pepper", "quartz", "raven",
+        "saffron", "tundra", "umber", "violet", "willow", "yarrow",
     ];
     let mut rng = rand::thread_rng();
-    let password = (0..3)
+    let password = (0..4)
         .map(|_| words[rng.gen_range(0..words.len())])
         .collect::<Vec<_>>()
         .join("-")

@@ -207,7 +207,8 @@ macro_rules! move_conversation_row {
         let expected: switchboard_core::conversation::Assignment = $expected;
         let next: switchboard_core::conversation::Assignment = $next;
         let moved = sqlx::query(
-            "UPDATE conversations SET state = $4, assignee_id = $5, updated_at = $6 \
+            "UPDATE conversations SET state = $4, assignee_id = $5, updated_at = $6, \
+             waiting_since = CASE WHEN $4 = 'closed' THEN NULL ELSE waiting_since END \
              WHERE id = $1 AND state = $2 AND COALESCE(assignee_id, '') = $3",
         )
         .bind($id)

@@ -469,12 +469,16 @@ impl Store {
             if let Some(conversation) = message.conversation_id {
                 sqlx::query(
                     "UPDATE conversations SET last_message_at = $2, activity_at = $2, \
-                     updated_at = $2, waiting_since = NULL, preview = $3, \
-                     preview_direction = 'outbound' WHERE id = $1",
+                     updated_at = $2, preview = $3, preview_direction = 'outbound', \
+                     waiting_since = CASE WHEN $4 THEN NULL ELSE waiting_since END \
+                     WHERE id = $1",
                 )
                 .bind(conversation.to_string())
                 .bind(ms(message.created_at))
                 .bind(switchboard_core::conversation::preview(message))
+                // The customer is answered by a person's or an integration's message sent now;
+                // an automatic reply or a message scheduled for later leaves them waiting.
+                .bind(message.actor.as_deref() != Some("system") && message.send_at.is_none())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -518,6 +522,15 @@ impl Store {
                     if let Some(conversation) = message.conversation_id {
                         // The customer's message reopens a closed conversation (R5.2), and
                         // that move is part of its history like any other.
+                        // Lock the row before reading its state (the portable SELECT ...
+                        // FOR UPDATE), so that a reply claiming it meanwhile cannot leave a
+                        // "reopened" in the history of a conversation that stayed claimed.
+                        sqlx::query(
+                            "UPDATE conversations SET updated_at = updated_at WHERE id = $1",
+                        )
+                        .bind(conversation.to_string())
+                        .execute(&mut *tx)
+                        .await?;
                         sqlx::query(
                             "INSERT INTO conversation_events (id, conversation_id, action, \
                              from_state, to_state, assignee_id, actor, at) \
@@ -536,7 +549,8 @@ impl Store {
                              state = CASE WHEN state = 'closed' THEN 'unclaimed' ELSE state END, \
                              assignee_id = CASE WHEN state = 'closed' THEN NULL \
                                ELSE assignee_id END, \
-                             waiting_since = COALESCE(waiting_since, $2), \
+                             waiting_since = CASE WHEN state = 'closed' THEN $2 \
+                               ELSE COALESCE(waiting_since, $2) END, \
                              unread_count = unread_count + 1, preview = $4, \
                              preview_direction = 'inbound', updated_at = $2 WHERE id = $1",
                         )

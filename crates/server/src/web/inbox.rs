@@ -840,7 +840,7 @@ async fn composer(
         text: Some("…".to_owned()),
         ..SendInput::default()
     };
-    let decision = sending::check_policy(state, principal, &probe).await?;
+    let decision = sending::what_is_allowed(state, principal, &probe).await?;
     composer.free_text = decision
         .allowed_kinds
         .contains(&ChannelTemplateType::Session)
@@ -996,9 +996,32 @@ async fn composer(
     Ok(composer)
 }
 
+/// The list's filters a form carried back, re-encoded from the known keys only, so that
+/// nothing else reaches the redirect.
+fn kept(form: &FormData) -> String {
+    let keep = form.text("keep");
+    let mut query = InboxQuery::default();
+    for (key, value) in form_urlencoded::parse(keep.as_bytes()) {
+        let value = Some(value.into_owned());
+        match key.as_ref() {
+            "tab" => query.tab = value,
+            "channel" => query.channel = value,
+            "sender_id" => query.sender_id = value,
+            "q" => query.q = value,
+            "sort" => query.sort = value,
+            _ => {}
+        }
+    }
+    query.keep()
+}
+
 /// Where to go after an action: back to the conversation, keeping the list's filters.
 fn back(id: &str, form: &FormData, outcome: Result<&str, &str>) -> Redirect {
-    let mut q = form_urlencoded::Serializer::new(form.text("keep"));
+    let id = id
+        .parse::<ConversationId>()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    let mut q = form_urlencoded::Serializer::new(kept(form));
     match outcome {
         Ok(notice) => q.append_pair("notice", notice),
         Err(code) => q.append_pair("error", code),

@@ -72,7 +72,7 @@ async fn the_workflow_claims_replies_transfers_closes_and_reopens(db: TestDb) {
     assert_eq!(item["contact"]["name"], "Ada");
     assert_eq!(item["channel"], "whatsapp");
     assert_eq!(item["window"]["open"], true);
-    assert!(item["waiting_since"].is_string());
+    let first_wait = item["waiting_since"].as_str().unwrap().to_owned();
 
     // An agent may not reply before claiming it.
     let early = app
@@ -184,6 +184,7 @@ async fn the_workflow_claims_replies_transfers_closes_and_reopens(db: TestDb) {
         .await;
     assert_eq!(closed.ok(200)["state"], "closed");
     assert_eq!(closed.body["assignee_id"], Value::Null);
+    assert_eq!(closed.body["waiting_since"], Value::Null);
 
     // The customer writes again: it reopens, unclaimed.
     customer_writes(&app, &wa, "+442079460958", "Ada", "One more thing").await;
@@ -191,6 +192,9 @@ async fn the_workflow_claims_replies_transfers_closes_and_reopens(db: TestDb) {
         .get(&format!("/api/v1/conversations/{conversation}"), &bob_token)
         .await;
     assert_eq!(reopened.ok(200)["state"], "unclaimed");
+    // Waiting since this message, not since the first one of long ago.
+    assert!(reopened.body["waiting_since"].as_str().unwrap() > first_wait.as_str());
+    assert_eq!(reopened.body["unread_count"], 1);
     let history: Vec<(String, String)> = reopened.body["events"]
         .as_array()
         .unwrap()

@@ -446,3 +446,37 @@ both_backends!(
     contacts_import_from_csv_reporting_bad_rows,
     cookies_are_secure_behind_https,
 );
+
+/// A new password signs the user out everywhere: a reset after a leak shuts the old sessions.
+async fn a_new_password_ends_every_session(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    user_with_password(&app, "agent@example.com", "agent").await;
+    let (session, _) = sign_in(&app, "agent@example.com").await;
+    let me = |session: String| {
+        let request = client()
+            .get(format!("{}/api/v1/me", app.base))
+            .header(COOKIE, session);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(me(session.clone()).await, 200);
+    let users = app.get("/api/v1/users", &app.admin).await;
+    let id = users.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "agent@example.com")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.patch(
+        &format!("/api/v1/users/{id}"),
+        &app.admin,
+        json!({"password": "a brand new passphrase"}),
+    )
+    .await
+    .ok(200);
+    assert_eq!(me(session).await, 401);
+}
+
+both_backends!(a_new_password_ends_every_session);

@@ -11,6 +11,10 @@ ALTER TABLE conversations ADD COLUMN preview TEXT;
 ALTER TABLE conversations ADD COLUMN preview_direction TEXT;
 
 UPDATE conversations SET activity_at = COALESCE(last_message_at, created_at);
+-- Open conversations where the customer spoke last are waiting, since their latest message.
+UPDATE conversations SET waiting_since = last_message_at
+WHERE state <> 'closed' AND (SELECT m.direction FROM messages m
+    WHERE m.conversation_id = conversations.id ORDER BY m.id DESC LIMIT 1) = 'inbound';
 UPDATE conversations SET
     preview = (SELECT COALESCE(m.text, '') FROM messages m
                WHERE m.conversation_id = conversations.id ORDER BY m.id DESC LIMIT 1),
