@@ -137,6 +137,13 @@ async fn main() -> anyhow::Result<()> {
             vec![("sender_id", people.senders[0].clone())],
         ),
         (
+            "Sender (WhatsApp), oldest waiting",
+            vec![
+                ("sender_id", people.senders[0].clone()),
+                ("sort", "waiting".into()),
+            ],
+        ),
+        (
             "Sender (SMS) and closed",
             vec![
                 ("sender_id", people.senders[2].clone()),

@@ -12,6 +12,9 @@ CREATE INDEX ix_conversations__sender_activity ON conversations (sender_id, acti
 DROP INDEX ix_conversations__sender;
 -- A sender's tab, and the counts of an agent's tabs (an agent sees some senders only).
 CREATE INDEX ix_conversations__sender_state ON conversations (sender_id, state, activity_at, id);
+-- A sender's customers waiting, longest first.
+CREATE INDEX ix_conversations__sender_waiting ON conversations (sender_id, waiting_since, id)
+    WHERE waiting_since IS NOT NULL;
 
 -- Search stays a scan here: SQLite's trigram tables (its 0009) have no counterpart in this
 -- schema yet; pg_trgm indexes would be it.

@@ -13,6 +13,9 @@ CREATE INDEX ix_conversations__sender_activity ON conversations (sender_id, acti
 DROP INDEX ix_conversations__sender;
 -- A sender's tab, and the counts of an agent's tabs (an agent sees some senders only).
 CREATE INDEX ix_conversations__sender_state ON conversations (sender_id, state, activity_at, id);
+-- A sender's customers waiting, longest first.
+CREATE INDEX ix_conversations__sender_waiting ON conversations (sender_id, waiting_since, id)
+    WHERE waiting_since IS NOT NULL;
 
 -- Substring search, any case, over messages' text and contacts' names and phones: trigram
 -- indexes answer `"words"` with the rows that contain them. They index the tables' own rows
