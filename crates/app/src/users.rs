@@ -198,11 +198,7 @@ pub async fn update_user(
         user.role = role;
     }
     match &patch.password {
-        Some(Some(password))
-            if errors
-                .check(check_password("password", password))
-                .is_some() =>
-        {
+        Some(Some(password)) if errors.check(check_password("password", password)).is_some() => {
             user.password_hash = Some(hash_password(password));
         }
         Some(None) => user.password_hash = None,

@@ -154,6 +154,18 @@ fn parse_cursor(cursor: &str) -> Result<(i64, String)> {
         .ok_or_else(|| StoreError::Config(format!("invalid cursor {cursor:?}")))
 }
 
+/// Searches this long or longer can be looked up in SQLite's trigram indexes.
+const TRIGRAM_CHARS: usize = 3;
+/// Up to this many matching messages and contacts, a search starts from the matches. Beyond,
+/// the words are common enough that reading the list in its order finds a page of them soon,
+/// while gathering every match and sorting them would not be quick.
+const FEW_MATCHES: i64 = 2_000;
+
+/// The words as one trigram phrase: any run of characters in any case, nothing special.
+fn trigram_phrase(words: &str) -> String {
+    format!("\"{}\"", words.trim().replace('"', "\"\""))
+}
+
 /// Escapes LIKE's wildcards so that searched text matches literally.
 fn like_pattern(words: &str) -> String {
     let mut pattern = String::from("%");
@@ -355,15 +367,37 @@ impl Store {
                 .iter()
                 .map(|s| bind(&mut binds, Bind::Text(s.to_string())))
                 .collect();
-            clauses.push(format!("c.sender_id IN ({})", list.join(", ")));
+            // The senders an agent may use are most of them, as a rule: the list is read in
+            // its order and these checked on the way. On SQLite the `+` keeps the planner from
+            // starting at the sender index and sorting every conversation of those senders.
+            let column = match self {
+                Store::Sqlite(_) => "+c.sender_id",
+                Store::Postgres(_) => "c.sender_id",
+            };
+            clauses.push(format!("{column} IN ({})", list.join(", ")));
         }
+        let mut from = String::from("conversations c");
         if let Some(words) = filter.search.as_deref().filter(|w| !w.trim().is_empty()) {
-            let p = bind(&mut binds, Bind::Text(like_pattern(words)));
-            clauses.push(format!(
-                "(LOWER(ct.name) LIKE {p} ESCAPE '\\' OR ct.phone LIKE {p} ESCAPE '\\' \
-                 OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id \
-                 AND LOWER(m.text) LIKE {p} ESCAPE '\\'))"
-            ));
+            if self.few_search_matches(words).await? {
+                let p = bind(&mut binds, Bind::Text(trigram_phrase(words)));
+                // Forced to start from the matches (CROSS JOIN keeps SQLite's join order):
+                // a few conversations, sorted, rather than every conversation checked.
+                from = format!(
+                    "(SELECT m.conversation_id AS id FROM messages m WHERE m.rowid IN \
+                     (SELECT rowid FROM messages_search WHERE messages_search MATCH {p}) \
+                     UNION SELECT hc.id FROM conversations hc WHERE hc.contact_id IN \
+                     (SELECT hct.id FROM contacts hct WHERE hct.rowid IN \
+                     (SELECT rowid FROM contacts_search WHERE contacts_search MATCH {p}))) hits \
+                     CROSS JOIN conversations c ON c.id = hits.id"
+                );
+            } else {
+                let p = bind(&mut binds, Bind::Text(like_pattern(words)));
+                clauses.push(format!(
+                    "(LOWER(ct.name) LIKE {p} ESCAPE '\\' OR ct.phone LIKE {p} ESCAPE '\\' \
+                     OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id \
+                     AND LOWER(m.text) LIKE {p} ESCAPE '\\'))"
+                ));
+            }
         }
         let (key, direction) = match filter.sort {
             ConversationSort::NewestActivity => ("c.activity_at", "DESC"),
@@ -389,7 +423,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT {COLUMNS}, ct.name AS contact_name, ct.phone AS contact_phone \
-             FROM conversations c JOIN contacts ct ON ct.id = c.contact_id {where_sql} \
+             FROM {from} JOIN contacts ct ON ct.id = c.contact_id {where_sql} \
              ORDER BY {key} {direction}, c.id {direction} LIMIT {limit_param}"
         );
         let mut rows: Vec<ListedRow> = read_pool!(self, |db| {
@@ -421,6 +455,28 @@ impl Store {
         Ok((items, next))
     }
 
+    /// Whether a search is best started from its matches: on SQLite, when the trigram
+    /// indexes can look it up and it matches few messages and contacts.
+    async fn few_search_matches(&self, words: &str) -> Result<bool> {
+        let Store::Sqlite(backend) = self else {
+            return Ok(false);
+        };
+        if words.trim().chars().count() < TRIGRAM_CHARS {
+            return Ok(false);
+        }
+        let (matches,): (i64,) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM messages_search \
+             WHERE messages_search MATCH $1 LIMIT $2)) \
+             + (SELECT COUNT(*) FROM (SELECT 1 FROM contacts_search \
+             WHERE contacts_search MATCH $1 LIMIT $2))",
+        )
+        .bind(trigram_phrase(words))
+        .bind(FEW_MATCHES + 1)
+        .fetch_one(&backend.reader)
+        .await?;
+        Ok(matches <= FEW_MATCHES)
+    }
+
     /// How many conversations each inbox tab holds for `viewer`, within `visible_senders`
     /// when given.
     pub async fn conversation_tab_counts(
@@ -428,45 +484,42 @@ impl Store {
         viewer: Option<UserId>,
         visible_senders: Option<&[SenderId]>,
     ) -> Result<TabCounts> {
-        let mut sql = String::from(
-            "SELECT state, COALESCE(assignee_id, '') = $1 AS mine, COUNT(*) \
-             FROM conversations c",
-        );
         let senders: Vec<String> = visible_senders
             .unwrap_or_default()
             .iter()
             .map(ToString::to_string)
             .collect();
-        if let Some(visible) = visible_senders {
-            if visible.is_empty() {
-                return Ok(TabCounts::default());
+        let within = match visible_senders {
+            Some([]) => return Ok(TabCounts::default()),
+            Some(_) => {
+                let list: Vec<String> = (0..senders.len()).map(|i| format!("${}", i + 2)).collect();
+                format!(" AND sender_id IN ({})", list.join(", "))
             }
-            let list: Vec<String> = (0..senders.len()).map(|i| format!("${}", i + 2)).collect();
-            sql.push_str(&format!(" WHERE c.sender_id IN ({})", list.join(", ")));
-        }
-        sql.push_str(" GROUP BY state, COALESCE(assignee_id, '') = $1");
+            None => String::new(),
+        };
+        // One count a tab, each a range of an index (state, or sender and state, or assignee
+        // and state) counted without reading the conversations themselves.
+        let sql = format!(
+            "SELECT (SELECT COUNT(*) FROM conversations WHERE state = 'unclaimed'{within}), \
+             (SELECT COUNT(*) FROM conversations WHERE state = 'claimed' AND assignee_id = $1\
+             {within}), \
+             (SELECT COUNT(*) FROM conversations WHERE state = 'claimed'{within}), \
+             (SELECT COUNT(*) FROM conversations WHERE state = 'closed'{within})"
+        );
         let viewer = viewer.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
-        let rows: Vec<(String, bool, i64)> = read_pool!(self, |db| {
+        let (unclaimed, mine, claimed, closed): (i64, i64, i64, i64) = read_pool!(self, |db| {
             let mut query = sqlx::query_as(&sql).bind(viewer.as_str());
             for s in &senders {
                 query = query.bind(s.as_str());
             }
-            query.fetch_all(db).await?
+            query.fetch_one(db).await?
         });
-        let mut counts = TabCounts::default();
-        for (state, mine, n) in rows {
-            match parse::<ConversationState>("conversations.state", &state)? {
-                ConversationState::Unclaimed => counts.unclaimed += n,
-                ConversationState::Claimed => {
-                    counts.claimed += n;
-                    if mine {
-                        counts.mine += n;
-                    }
-                }
-                ConversationState::Closed => counts.closed += n,
-            }
-        }
-        Ok(counts)
+        Ok(TabCounts {
+            unclaimed,
+            mine,
+            claimed,
+            closed,
+        })
     }
 
     /// Moves a conversation from `expected` to `next` and records `event`, in one

@@ -387,6 +387,53 @@ async fn the_list_filters_searches_sorts_pages_and_counts(db: TestDb) {
 
 both_backends!(the_list_filters_searches_sorts_pages_and_counts);
 
+async fn a_search_follows_renamed_contacts_and_finds_short_words(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let wa = app.sandbox_sender("whatsapp").await;
+    let ada = customer_writes(&app, &wa, "+442079460999", "Ada Byron", "ok").await;
+    for i in 0..3 {
+        let phone = format!("+4420794601{i:02}");
+        customer_writes(&app, &wa, &phone, "Someone", "My order is late").await;
+    }
+    let search = |q: &str| {
+        let app = &app;
+        let q = q.replace(' ', "%20");
+        async move {
+            let found = app
+                .get(&format!("/api/v1/conversations?q={q}"), &app.admin)
+                .await;
+            let ids: Vec<String> = found.ok(200)["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned())
+                .collect();
+            ids
+        }
+    };
+    let contact = app
+        .get(&format!("/api/v1/conversations/{ada}"), &app.admin)
+        .await
+        .ok(200)["contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.patch(
+        &format!("/api/v1/contacts/{contact}"),
+        &app.admin,
+        json!({"name": "Ada Lovelace"}),
+    )
+    .await
+    .ok(200);
+    assert_eq!(search("lovelace").await, vec![ada.clone()]);
+    assert!(search("byron").await.is_empty());
+    // Shorter than any indexed run of characters, and in every thread.
+    assert_eq!(search("ok").await, vec![ada.clone()]);
+    assert_eq!(search("ORDER IS").await.len(), 3);
+}
+
+both_backends!(a_search_follows_renamed_contacts_and_finds_short_words);
+
 async fn an_agent_starting_a_conversation_holds_it(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let sms = app.sandbox_sender("sms").await;
