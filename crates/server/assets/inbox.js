@@ -7,25 +7,29 @@
   var again = false;
   var timer = null;
 
-  // Swaps in the parts of a freshly rendered page that may have changed. The composer is left
-  // alone while someone is typing in it.
+  // Whether someone is using a part of the page: focus inside it, or a field or choice they
+  // changed. Such a part is not redrawn under their hands.
+  function inUse(el) {
+    if (el.contains(document.activeElement) && document.activeElement !== document.body) return true;
+    return Array.prototype.some.call(el.querySelectorAll("textarea, input:not([type=hidden]), select"), function (field) {
+      if (field.tagName === "SELECT") {
+        var chosen = field.options[field.selectedIndex];
+        return chosen !== undefined && !chosen.defaultSelected && field.selectedIndex !== 0;
+      }
+      return field.value !== field.defaultValue;
+    });
+  }
+
+  // Swaps in the parts of a freshly rendered page that may have changed, except those in use.
   function swap(fresh) {
-    ["inbox-tabs", "conversation-list", "thread-head", "thread-messages"].forEach(function (id) {
+    ["inbox-tabs", "conversation-list", "thread-head", "thread-messages", "composer"].forEach(function (id) {
       var now = document.getElementById(id);
       var next = fresh.getElementById(id);
-      if (now && next) now.replaceWith(next);
+      if (!now || !next) return;
+      if ((id === "thread-head" || id === "composer") && inUse(now)) return;
+      now.replaceWith(next);
+      if (id === "composer") wireComposer();
     });
-    var composer = document.getElementById("composer");
-    var nextComposer = fresh.getElementById("composer");
-    if (composer && nextComposer) {
-      var typing = Array.prototype.some.call(composer.querySelectorAll("textarea, input:not([type=hidden])"), function (el) {
-        return el.value !== "" || el === document.activeElement;
-      });
-      if (!typing) {
-        composer.replaceWith(nextComposer);
-        wireComposer();
-      }
-    }
     startCountdown();
     scrollThread();
     markRead();

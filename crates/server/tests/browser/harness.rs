@@ -121,15 +121,37 @@ impl Browser {
             .to_owned()
     }
 
-    /// Types into the field with this CSS selector, replacing what was there.
+    /// Types into the field with this CSS selector, replacing what was there. A page that
+    /// redraws itself (the inbox does on live updates) may replace the field between finding
+    /// and typing; the field is then found again.
     pub async fn fill(&self, css: &str, text: &str) {
-        let field = self.find(css).await;
-        field.clear().await.expect("the field clears");
-        field.send_keys(text).await.expect("typing into the field");
+        let mut last = String::new();
+        for _ in 0..5 {
+            let field = self.find(css).await;
+            let typed = async {
+                field.clear().await?;
+                field.send_keys(text).await
+            };
+            match typed.await {
+                Ok(()) => return,
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        panic!("could not type into {css}: {last}");
     }
 
+    /// Clicks the element with this CSS selector, finding it again if the page redrew it.
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.expect("the click lands");
+        let mut last = String::new();
+        for _ in 0..5 {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        panic!("could not click {css}: {last}");
     }
 
     pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
@@ -148,6 +170,14 @@ impl Browser {
             .text()
             .await
             .expect("the element's text")
+    }
+
+    /// Runs a script, or says why it could not run (a page still loading, say).
+    pub async fn try_run(&self, script: &str) -> Result<Value, String> {
+        self.client
+            .execute(script, vec![])
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn run(&self, script: &str) -> Value {
@@ -194,7 +224,12 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // A failed assertion unwinds past `close`: the driver (and its Chromium) still go.
+        // A failed assertion unwinds past `close`: the driver and its Chromium still go.
+        // Killing chromedriver alone would leave the browser it started running, busy with
+        // the page's live updates and slowing every later test.
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-P", &self.driver.id().to_string()])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

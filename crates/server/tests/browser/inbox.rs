@@ -13,15 +13,37 @@ use crate::harness::Browser;
 use crate::helpers::TestApp;
 use crate::{sign_in, user};
 
-/// Waits until `condition` (a JavaScript expression) holds on the page.
+/// Waits until `condition` (a JavaScript expression) holds on the page. A script that cannot
+/// run yet (the page is between a form's post and its redirect) counts as not yet.
 async fn until(browser: &Browser, what: &str, condition: &str) {
-    for _ in 0..100 {
-        if browser.run(&format!("return !!({condition});")).await == Value::Bool(true) {
-            return;
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        match browser.try_run(&format!("return !!({condition});")).await {
+            Ok(Value::Bool(true)) => return,
+            Ok(_) => {}
+            Err(e) => last = e,
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("waited 20 s for {what}: {condition}");
+    panic!("waited 45 s for {what}: {condition} (last script error: {last})");
+}
+
+/// Waits for `condition` as `until` does, reloading the page now and then: for outcomes that
+/// this test checks the page for, not the live updates that the agent's day covers.
+async fn until_reloaded(browser: &Browser, what: &str, condition: &str) {
+    for _ in 0..9 {
+        let ready = browser.try_run(&format!("return !!({condition});")).await;
+        if ready == Ok(Value::Bool(true)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let _ = browser
+            .try_run("window.location.reload(); return true;")
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    until(browser, what, condition).await;
 }
 
 /// Clicks the conversation row that names `who`.
@@ -315,7 +337,7 @@ async fn opt_in_outcomes_shape_the_composer() {
     )
     .await;
     browser.click("form[action$='/opt-in'] button").await;
-    until(&browser, "Dee's refusal", "document.getElementById('composer-banner') && document.getElementById('composer-banner').innerText.includes('declined')").await;
+    until_reloaded(&browser, "Dee's refusal", "document.getElementById('composer-banner') && document.getElementById('composer-banner').innerText.includes('declined')").await;
     assert_eq!(
         browser
             .run("return document.getElementById('reply-text') === null;")
@@ -337,13 +359,13 @@ async fn opt_in_outcomes_shape_the_composer() {
     )
     .await;
     browser.click("form[action$='/opt-in'] button").await;
-    until(
+    until_reloaded(
         &browser,
         "the failed request",
         "document.querySelector('.bubble.out .ticks[data-status=failed]')",
     )
     .await;
-    until(&browser, "the SMS offer", "document.getElementById('composer-banner') && document.getElementById('composer-banner').innerText.includes('no WhatsApp')").await;
+    until_reloaded(&browser, "the SMS offer", "document.getElementById('composer-banner') && document.getElementById('composer-banner').innerText.includes('no WhatsApp')").await;
     let reason = browser
         .run("return document.querySelector('.bubble.out .ticks[data-status=failed]').getAttribute('title');")
         .await;

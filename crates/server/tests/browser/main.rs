@@ -42,6 +42,13 @@ pub async fn sign_in(browser: &Browser, app: &TestApp, email: &str) {
     browser.fill("#email", email).await;
     browser.fill("#password", PASSWORD).await;
     browser.click("button[type=submit]").await;
+    // The password check takes a moment (argon2); wait for the redirect, not the old page.
+    for _ in 0..100 {
+        if browser.path().await == "/inbox" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     browser.find("main h1").await;
     assert_eq!(browser.path().await, "/inbox");
 }
