@@ -165,11 +165,16 @@ impl Browser {
 
     /// The visible text of the element with this CSS selector.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css)
-            .await
-            .text()
-            .await
-            .expect("the element's text")
+        let mut last = String::new();
+        for _ in 0..5 {
+            // An element of the page being left goes stale: find it on the new one.
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        panic!("no text for {css}: {last}");
     }
 
     /// Runs a script, or says why it could not run (a page still loading, say).

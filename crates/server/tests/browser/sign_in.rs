@@ -35,6 +35,12 @@ async fn signing_in_and_out() {
     // The e-mail stays filled in; only the password is typed again.
     browser.fill("#password", PASSWORD).await;
     browser.click("button[type=submit]").await;
+    for _ in 0..100 {
+        if browser.path().await == "/inbox" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(browser.text("main h1").await, "Inbox");
     assert_eq!(browser.path().await, "/inbox");
     let who = browser.text(".me-name").await;
