@@ -37,6 +37,12 @@ use super::page::{
 };
 
 const PAGE_SIZE: u32 = 50;
+
+/// A conversation id from a path; anything else names no conversation.
+fn conversation_id(raw: &str) -> WebResult<ConversationId> {
+    raw.parse()
+        .map_err(|_| WebError::NotFound("That conversation does not exist.".to_owned()))
+}
 /// How much of the contact's history the conversation view shows.
 const HISTORY: u32 = 200;
 
@@ -522,9 +528,7 @@ async fn conversation_page(
     Path(id): Path<String>,
     Query(query): Query<InboxQuery>,
 ) -> WebResult<Response> {
-    let id: ConversationId = id
-        .parse()
-        .map_err(|_| WebError::NotFound("That conversation does not exist.".to_owned()))?;
+    let id = conversation_id(&id)?;
     page(&state, &signed, query, Some(id)).await
 }
 
@@ -1063,9 +1067,7 @@ async fn act(
     notice: &'static str,
 ) -> WebResult<Redirect> {
     form.check_csrf(&signed)?;
-    let conversation: ConversationId = id
-        .parse()
-        .map_err(|_| WebError::NotFound("That conversation does not exist.".to_owned()))?;
+    let conversation = conversation_id(&id)?;
     let action = action(&form)?;
     match conversations::act(&state, &signed.0.principal, conversation, action).await {
         Ok(_) => Ok(back(&id, &form, Ok(notice))),
@@ -1145,9 +1147,7 @@ async fn send(
     form: FormData,
 ) -> WebResult<Redirect> {
     form.check_csrf(&signed)?;
-    let conversation: ConversationId = id
-        .parse()
-        .map_err(|_| WebError::NotFound("That conversation does not exist.".to_owned()))?;
+    let conversation = conversation_id(&id)?;
     let mut input = SendInput {
         conversation_id: Some(conversation),
         ..SendInput::default()
@@ -1198,9 +1198,7 @@ async fn request_opt_in(
     form: FormData,
 ) -> WebResult<Redirect> {
     form.check_csrf(&signed)?;
-    let conversation: ConversationId = id
-        .parse()
-        .map_err(|_| WebError::NotFound("That conversation does not exist.".to_owned()))?;
+    let conversation = conversation_id(&id)?;
     let principal = &signed.0.principal;
     let detail = conversations::get(&state, principal, conversation).await?;
     let c = &detail.view.conversation;
@@ -1232,9 +1230,7 @@ async fn switch_sender(
     form: FormData,
 ) -> WebResult<Redirect> {
     form.check_csrf(&signed)?;
-    let conversation: ConversationId = id
-        .parse()
-        .map_err(|_| WebError::NotFound("That conversation does not exist.".to_owned()))?;
+    let conversation = conversation_id(&id)?;
     let sender: SenderId = form
         .text("sender_id")
         .parse()

@@ -46,6 +46,17 @@ async fn until_reloaded(browser: &Browser, what: &str, condition: &str) {
     until(browser, what, condition).await;
 }
 
+/// Claims the open conversation and waits until it shows as Sam's.
+async fn claim_as_sam(browser: &Browser) {
+    browser.click("form[action$='/claim'] button").await;
+    until(
+        browser,
+        "the claim",
+        "document.getElementById('thread-state').innerText.includes('Sam Agent')",
+    )
+    .await;
+}
+
 /// Clicks the conversation row that names `who`.
 async fn open_row(browser: &Browser, who: &str) {
     browser
@@ -184,13 +195,7 @@ async fn an_agents_day_in_the_inbox() {
         .await
         .contains("Claim this conversation"));
     browser.screenshot("unclaimed-conversation").await;
-    browser.click("form[action$='/claim'] button").await;
-    until(
-        &browser,
-        "the claim",
-        "document.getElementById('thread-state').innerText.includes('Sam Agent')",
-    )
-    .await;
+    claim_as_sam(&browser).await;
     let window = browser.text("#window").await;
     assert!(
         window.starts_with("Window open: closes in 23 h"),
@@ -223,13 +228,7 @@ async fn an_agents_day_in_the_inbox() {
         .goto(&format!("{}/inbox?tab=unclaimed", app.base))
         .await;
     open_row(&browser, "Lou Laurent").await;
-    browser.click("form[action$='/claim'] button").await;
-    until(
-        &browser,
-        "the claim",
-        "document.getElementById('thread-state').innerText.includes('Sam Agent')",
-    )
-    .await;
+    claim_as_sam(&browser).await;
     let banner = browser.text("#composer-banner").await;
     assert!(
         banner.starts_with("The 24-hour window closed 6 h"),
@@ -329,13 +328,7 @@ async fn opt_in_outcomes_shape_the_composer() {
 
     // Dee answers the request with NO: composing is disabled, and the banner says why.
     open_row(&browser, "Dee Dubois").await;
-    browser.click("form[action$='/claim'] button").await;
-    until(
-        &browser,
-        "the claim",
-        "document.getElementById('thread-state').innerText.includes('Sam Agent')",
-    )
-    .await;
+    claim_as_sam(&browser).await;
     browser.click("form[action$='/opt-in'] button").await;
     until_reloaded(&browser, "Dee's refusal", "document.getElementById('composer-banner') && document.getElementById('composer-banner').innerText.includes('declined')").await;
     assert_eq!(
@@ -351,13 +344,7 @@ async fn opt_in_outcomes_shape_the_composer() {
         .goto(&format!("{}/inbox?tab=unclaimed", app.base))
         .await;
     open_row(&browser, "Nia Okafor").await;
-    browser.click("form[action$='/claim'] button").await;
-    until(
-        &browser,
-        "the claim",
-        "document.getElementById('thread-state').innerText.includes('Sam Agent')",
-    )
-    .await;
+    claim_as_sam(&browser).await;
     browser.click("form[action$='/opt-in'] button").await;
     until_reloaded(
         &browser,
