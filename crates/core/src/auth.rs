@@ -36,6 +36,7 @@ impl Role {
             MessagesRead,
             MessagesSend,
             TemplatesRead,
+            CampaignsRead,
         ];
         const SUPERVISOR: &[Permission] = &[
             SendersRead,
@@ -47,6 +48,8 @@ impl Role {
             UsersRead,
             TemplatesWrite,
             SettingsRead,
+            CampaignsRead,
+            CampaignsWrite,
         ];
         match self {
             Role::Agent => AGENT,
@@ -113,6 +116,12 @@ pub enum Permission {
     SettingsRead,
     #[serde(rename = "settings:write")]
     SettingsWrite,
+    /// See campaigns and their hoppers.
+    #[serde(rename = "campaigns:read")]
+    CampaignsRead,
+    /// Create, start, pause, stop and retry campaigns: bulk sends in the business's name.
+    #[serde(rename = "campaigns:write")]
+    CampaignsWrite,
 }
 
 impl Permission {
@@ -132,6 +141,8 @@ impl Permission {
         Permission::TemplatesWrite,
         Permission::SettingsRead,
         Permission::SettingsWrite,
+        Permission::CampaignsRead,
+        Permission::CampaignsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +162,8 @@ impl Permission {
             Permission::TemplatesWrite => "templates:write",
             Permission::SettingsRead => "settings:read",
             Permission::SettingsWrite => "settings:write",
+            Permission::CampaignsRead => "campaigns:read",
+            Permission::CampaignsWrite => "campaigns:write",
         }
     }
 }
