@@ -359,6 +359,14 @@ impl Dispatcher {
                 reason: "the message could not be sent before it expired".to_owned(),
             }));
         }
+        // A campaign's messages are worth nothing after its end.
+        if job.expires_at.is_some_and(|end| now > end) {
+            return Ok(failed(MessageError {
+                code: "expired".to_owned(),
+                provider_code: None,
+                reason: "the campaign ended before the message could be sent".to_owned(),
+            }));
+        }
         // A worker stopped while this message may have been with the provider. WhatsApp echoes
         // our id in the statuses that follow a send, so wait for them before sending again.
         if let Some(interrupted) = job.interrupted_at {

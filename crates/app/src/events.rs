@@ -4,9 +4,10 @@
 //! the new state only; a client that wants more reads it through the API, with its own rights.
 
 use serde::Serialize;
+use switchboard_core::campaign::{CampaignState, Hopper};
 use switchboard_core::conversation::ConversationState;
 use switchboard_core::message::{DeliveryStatus, Direction};
-use switchboard_core::{ContactId, ConversationId, MessageId, SenderId, UserId};
+use switchboard_core::{CampaignId, ContactId, ConversationId, MessageId, SenderId, UserId};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type")]
@@ -33,6 +34,14 @@ pub enum LiveEvent {
         state: ConversationState,
         assignee_id: Option<UserId>,
     },
+    /// A campaign moved, or its hopper's counters changed (R6.3).
+    #[serde(rename = "campaign.progress")]
+    CampaignProgress {
+        campaign_id: CampaignId,
+        sender_id: SenderId,
+        state: CampaignState,
+        hopper: Hopper,
+    },
 }
 
 impl LiveEvent {
@@ -42,6 +51,7 @@ impl LiveEvent {
             LiveEvent::MessageCreated { .. } => "message.created",
             LiveEvent::MessageStatus { .. } => "message.status",
             LiveEvent::ConversationUpdated { .. } => "conversation.updated",
+            LiveEvent::CampaignProgress { .. } => "campaign.progress",
         }
     }
 
@@ -50,7 +60,8 @@ impl LiveEvent {
         match self {
             LiveEvent::MessageCreated { sender_id, .. }
             | LiveEvent::MessageStatus { sender_id, .. }
-            | LiveEvent::ConversationUpdated { sender_id, .. } => *sender_id,
+            | LiveEvent::ConversationUpdated { sender_id, .. }
+            | LiveEvent::CampaignProgress { sender_id, .. } => *sender_id,
         }
     }
 

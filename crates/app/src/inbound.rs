@@ -47,6 +47,10 @@ pub struct InboundInput {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub timestamp: Option<OffsetDateTime>,
+    /// When the message is a tap on a quick-reply button: the button's text (or payload). It
+    /// answers a campaign's template (R6.6).
+    #[serde(default)]
+    pub button: Option<String>,
 }
 
 enum Address {
@@ -333,10 +337,12 @@ async fn receive_from(
     if let (Some(_), Some(media)) = (&download, message.media.as_mut()) {
         media.download = Some(MediaDownloadStatus::Pending);
     }
+    let answer = crate::campaigns::answer_for(state, &message, input.button.as_deref()).await?;
     let record = InboundRecord {
         message: message.clone(),
         consent: consent.clone(),
         job: download.clone(),
+        answer,
     };
     match state.inbound().commit(record).await {
         Ok(()) => {

@@ -5,6 +5,7 @@
 //! store. Nothing here knows about HTTP.
 
 pub mod auth;
+pub mod campaigns;
 pub mod consent;
 pub mod contacts;
 pub mod conversations;

@@ -232,6 +232,7 @@ async fn carry_out(state: &AppState, lease: &Lease) -> Result<std::result::Resul
                 media: None,
                 provider_message_id: text("provider_message_id"),
                 timestamp: None,
+                button: text("button"),
             };
             match receive(state, input).await {
                 Ok(_) => Ok(Ok(())),

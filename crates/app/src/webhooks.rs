@@ -459,6 +459,12 @@ async fn apply_message(state: &AppState, m: ev::InboundMessage) -> Result<()> {
         media,
         provider_message_id: Some(m.provider_message_id.clone()),
         timestamp: m.timestamp,
+        button: matches!(
+            m.kind,
+            ev::MessageKind::QuickReply | ev::MessageKind::ButtonReply
+        )
+        .then(|| m.text.clone().or_else(|| m.payload.clone()))
+        .flatten(),
     };
     match receive(state, input).await {
         Ok(_) => Ok(()),

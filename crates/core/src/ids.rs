@@ -91,6 +91,14 @@ typed_id!(
     ConsentEventId
 );
 typed_id!(
+    /// A bulk send of one template to one list.
+    CampaignId
+);
+typed_id!(
+    /// A list of contacts (a phonebook) that campaigns send to.
+    ListId
+);
+typed_id!(
     /// A signed-in web session (its secret is never stored, only its hash).
     SessionId
 );

@@ -5,6 +5,7 @@
 
 pub mod address;
 pub mod auth;
+pub mod campaign;
 pub mod channel;
 pub mod consent;
 pub mod contact;

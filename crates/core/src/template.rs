@@ -480,7 +480,7 @@ fn non_blank(value: String) -> Option<String> {
     (!value.trim().is_empty()).then_some(value)
 }
 
-fn contact_value(contact: &Contact, path: &str) -> Option<String> {
+pub fn contact_value(contact: &Contact, path: &str) -> Option<String> {
     let value = match path.strip_prefix("contact.")? {
         "name" => contact.name.clone(),
         "phone" => contact.phone.as_ref().map(|p| p.as_str().to_owned()),

@@ -47,6 +47,7 @@ pub struct RunningServer {
     dispatcher: JoinHandle<()>,
     simulator: Option<JoinHandle<()>>,
     media: JoinHandle<()>,
+    campaigns: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -67,6 +68,8 @@ impl RunningServer {
         }
         // A download cut short leaves only a partial file; its job is retried after the lease.
         self.media.abort();
+        // A campaign batch cut short leaves claims that lapse and messages already queued.
+        self.campaigns.abort();
         self.state.store().close().await;
         Ok(())
     }
@@ -142,6 +145,10 @@ pub async fn start(
         state.clone(),
         switchboard_app::media::MediaFetcher::default(),
     ));
+    let campaigns = tokio::spawn(run_campaigns(
+        state.clone(),
+        switchboard_app::campaigns::CampaignRunner::default(),
+    ));
     tracing::info!(%addr, database = state.store().backend().as_str(), "switchboard is listening");
     Ok((
         RunningServer {
@@ -153,6 +160,7 @@ pub async fn start(
             dispatcher,
             simulator,
             media,
+            campaigns,
         },
         generated,
     ))
@@ -186,6 +194,19 @@ async fn dispatch(state: AppState, dispatcher: switchboard_app::dispatch::Dispat
             Err(error) => tracing::error!(?error, "dispatching"),
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Feeds running campaigns to the outbound queue, starts scheduled ones when their time comes
+/// and closes interactions that timed out; polls when there is nothing to do.
+async fn run_campaigns(state: AppState, runner: switchboard_app::campaigns::CampaignRunner) {
+    loop {
+        match runner.run_once(&state).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(error) => tracing::error!(?error, "running campaigns"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
 

@@ -62,6 +62,31 @@ impl Store {
     }
 
     /// Marks that WhatsApp told us this contact has no WhatsApp (R4.3a), or clears it.
+    /// The ledgers of many contacts on one channel, oldest first (each contact's entries in
+    /// the order [`Store::consent_events`] gives them).
+    pub async fn consent_events_of(
+        &self,
+        contacts: &[ContactId],
+        channel: Channel,
+    ) -> Result<Vec<ConsentEvent>> {
+        if contacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, contact_id, channel, status, source, evidence, actor, at \
+             FROM consent_events WHERE channel = $1 AND contact_id IN ({}) ORDER BY at, id",
+            crate::rows::placeholders(2, contacts.len())
+        );
+        let rows: Vec<ConsentRow> = read_pool!(self, |db| {
+            let mut query = sqlx::query_as(&sql).bind(channel.as_str());
+            for c in contacts {
+                query = query.bind(c.to_string());
+            }
+            query.fetch_all(db).await?
+        });
+        rows.into_iter().map(ConsentRow::into_event).collect()
+    }
+
     pub async fn set_whatsapp_unavailable(
         &self,
         contact: ContactId,

@@ -184,6 +184,25 @@ impl Store {
         row.ok_or(StoreError::NotFound)?.into_contact()
     }
 
+    /// The contacts with these ids (those that exist), in no particular order.
+    pub async fn get_contacts(&self, ids: &[ContactId]) -> Result<Vec<Contact>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM contacts WHERE id IN ({})",
+            crate::rows::placeholders(1, ids.len())
+        );
+        let rows: Vec<ContactRow> = read_pool!(self, |db| {
+            let mut query = sqlx::query_as(&sql);
+            for id in ids {
+                query = query.bind(id.to_string());
+            }
+            query.fetch_all(db).await?
+        });
+        rows.into_iter().map(ContactRow::into_contact).collect()
+    }
+
     /// The contact known by any of these addresses (R1.7: a WhatsApp user may be matched by
     /// phone or by BSUID).
     pub async fn find_contact_by_address(

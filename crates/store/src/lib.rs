@@ -10,6 +10,7 @@ mod error;
 mod macros;
 mod rows;
 
+pub mod campaigns;
 pub mod consent;
 pub mod contacts;
 pub mod conversations;

@@ -8,6 +8,7 @@ use switchboard_core::message::{
 use switchboard_core::{Channel, ContactId, ConversationId, MessageId, SenderId};
 use time::OffsetDateTime;
 
+use crate::campaigns::{advance_recipient, close_interaction};
 use crate::conversations::{insert_conversation_event, move_conversation_row};
 use crate::decisions::{insert_decision, DecisionRecord};
 use crate::jobs::{finish_job_in, insert_job, Lease, NewJob, Outcome};
@@ -22,6 +23,8 @@ pub struct InboundRecord {
     pub consent: Option<switchboard_core::consent::ConsentEvent>,
     /// The job that downloads its media.
     pub job: Option<NewJob>,
+    /// The campaign interaction it answers, closed with it (R6.6).
+    pub answer: Option<crate::campaigns::AnswerRecord>,
 }
 
 /// What one send attempt came to, recorded with its job in one transaction.
@@ -221,6 +224,8 @@ macro_rules! insert_message_row {
 }
 
 /// Appends one status event to a message's timeline inside the caller's transaction.
+pub(crate) use insert_message_row;
+
 macro_rules! push_status_event {
     ($tx:ident, $id:expr, $event:expr) => {{
         let (next,): (i64,) = sqlx::query_as(
@@ -249,6 +254,8 @@ macro_rules! push_status_event {
         .await?;
     }};
 }
+
+pub(crate) use push_status_event;
 
 /// Moves a message to `event`'s status inside the caller's transaction if that is a step
 /// forward, appending it to the timeline; yields whether anything changed.
@@ -500,6 +507,7 @@ impl Store {
             message: message.clone(),
             consent: consent.cloned(),
             job: job.cloned(),
+            answer: None,
         };
         let mut results = self
             .record_inbound_batch(std::slice::from_ref(&record))
@@ -519,6 +527,17 @@ impl Store {
                     let message = &record.message;
                     let sent_at = message.provider_timestamp.unwrap_or(message.created_at);
                     insert_message_row!(tx, message);
+                    let quiet = match &record.answer {
+                        Some(answer) => {
+                            close_interaction!(
+                                tx,
+                                answer,
+                                message.id.to_string(),
+                                message.created_at
+                            ) && answer.quiet
+                        }
+                        None => false,
+                    };
                     if let Some(conversation) = message.conversation_id {
                         // The customer's message reopens a closed conversation (R5.2), and
                         // that move is part of its history like any other.
@@ -531,33 +550,44 @@ impl Store {
                         .bind(conversation.to_string())
                         .execute(&mut *tx)
                         .await?;
-                        sqlx::query(
-                            "INSERT INTO conversation_events (id, conversation_id, action, \
-                             from_state, to_state, assignee_id, actor, at) \
-                             SELECT $1, id, 'reopened', 'closed', 'unclaimed', NULL, \
-                             'contact', $3 FROM conversations WHERE id = $2 AND state = 'closed'",
-                        )
-                        .bind(switchboard_core::ConversationEventId::new().to_string())
-                        .bind(conversation.to_string())
-                        .bind(ms(message.created_at))
-                        .execute(&mut *tx)
-                        .await?;
+                        // A quick-reply answer to a campaign needs no one: it neither reopens
+                        // a conversation nor leaves a fresh one waiting in Unclaimed.
+                        if !quiet {
+                            sqlx::query(
+                                "INSERT INTO conversation_events (id, conversation_id, action, \
+                                 from_state, to_state, assignee_id, actor, at) \
+                                 SELECT $1, id, 'reopened', 'closed', 'unclaimed', NULL, \
+                                 'contact', $3 FROM conversations WHERE id = $2 \
+                                 AND state = 'closed'",
+                            )
+                            .bind(switchboard_core::ConversationEventId::new().to_string())
+                            .bind(conversation.to_string())
+                            .bind(ms(message.created_at))
+                            .execute(&mut *tx)
+                            .await?;
+                        }
                         sqlx::query(
                             "UPDATE conversations SET last_message_at = $2, activity_at = $2, \
                              last_inbound_at = CASE WHEN last_inbound_at IS NULL \
                                OR last_inbound_at < $3 THEN $3 ELSE last_inbound_at END, \
-                             state = CASE WHEN state = 'closed' THEN 'unclaimed' ELSE state END, \
-                             assignee_id = CASE WHEN state = 'closed' THEN NULL \
+                             state = CASE WHEN $5 THEN (CASE WHEN state = 'unclaimed' \
+                               AND assignee_id IS NULL AND waiting_since IS NULL THEN 'closed' \
+                               ELSE state END) \
+                               WHEN state = 'closed' THEN 'unclaimed' ELSE state END, \
+                             assignee_id = CASE WHEN NOT $5 AND state = 'closed' THEN NULL \
                                ELSE assignee_id END, \
-                             waiting_since = CASE WHEN state = 'closed' THEN $2 \
+                             waiting_since = CASE WHEN $5 THEN waiting_since \
+                               WHEN state = 'closed' THEN $2 \
                                ELSE COALESCE(waiting_since, $2) END, \
-                             unread_count = unread_count + 1, preview = $4, \
+                             unread_count = unread_count + CASE WHEN $5 THEN 0 ELSE 1 END, \
+                             preview = $4, \
                              preview_direction = 'inbound', updated_at = $2 WHERE id = $1",
                         )
                         .bind(conversation.to_string())
                         .bind(ms(message.created_at))
                         .bind(ms(sent_at))
                         .bind(switchboard_core::conversation::preview(message))
+                        .bind(quiet)
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -635,6 +665,37 @@ impl Store {
             "provider_message_id IS NOT NULL",
         )
         .await
+    }
+
+    /// Which of `contacts` this sender reached with business-initiated messages since `since`
+    /// (reaching them again does not count against the messaging limit).
+    pub async fn business_initiated_reached_among(
+        &self,
+        sender: SenderId,
+        contacts: &[ContactId],
+        since: OffsetDateTime,
+    ) -> Result<Vec<ContactId>> {
+        if contacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT DISTINCT contact_id FROM messages WHERE sender_id = $1 \
+             AND business_initiated AND created_at >= $2 AND status <> 'failed' \
+             AND contact_id IN ({})",
+            crate::rows::placeholders(3, contacts.len())
+        );
+        let rows: Vec<(String,)> = read_pool!(self, |db| {
+            let mut query = sqlx::query_as(&sql)
+                .bind(sender.to_string())
+                .bind(ms(since));
+            for c in contacts {
+                query = query.bind(c.to_string());
+            }
+            query.fetch_all(db).await?
+        });
+        rows.into_iter()
+            .map(|(c,)| parse("messages.contact_id", &c))
+            .collect()
     }
 
     /// Distinct contacts of the sender's business-initiated messages since `since` that
@@ -738,6 +799,29 @@ impl Store {
                     }
                 }
                 let finished = finish_job_in!(tx, &c.lease, &c.outcome, now);
+                if let (true, Some(message)) = (finished, c.message) {
+                    // A campaign's recipient follows its message (a no-op for any other).
+                    let error = c.status.as_ref().and_then(|s| s.error.as_ref());
+                    let next = match &c.outcome {
+                        Outcome::Done => Some("pending"),
+                        Outcome::Retry { .. } => Some("retry"),
+                        Outcome::Dead { .. } => Some("failed"),
+                        Outcome::Defer { .. } => None,
+                    };
+                    if let Some(next) = next {
+                        advance_recipient!(
+                            tx,
+                            message.to_string(),
+                            next,
+                            error.map(|e| e.code.as_str()),
+                            error.map(|e| e.reason.as_str()).or(match &c.outcome {
+                                Outcome::Dead { error } => Some(error.as_str()),
+                                _ => None,
+                            }),
+                            now
+                        );
+                    }
+                }
                 if finished {
                     for job in &c.follow_ups {
                         insert_job!(tx, job, now);

@@ -56,3 +56,11 @@ pub(crate) fn enum_text<T: serde::Serialize>(value: &T) -> String {
         _ => String::new(),
     }
 }
+
+/// `$first, $first+1, ...`: `count` numbered placeholders for an `IN (...)` list.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -416,6 +416,7 @@ async fn inbound_messages_open_the_window_and_reopen_conversations(db: TestDb) {
         message: m.clone(),
         consent: None,
         job: None,
+        answer: None,
     };
     let results = store
         .record_inbound_batch(&[record(&before), record(&duplicate), record(&after)])

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_app::conversations::{
     self, AssigneeFilter, ConversationDetail, ConversationQuery, ConversationView as AppView,
 };
+use switchboard_app::events::LiveEvent;
 use switchboard_app::{AppState, Principal};
 use switchboard_core::conversation::{Action, ConversationState};
 use switchboard_core::policy::WindowState;
@@ -402,8 +403,9 @@ async fn mark_read(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
-/// Server-sent events for live updates (R5.7): `message.created`, `message.status` and
-/// `conversation.updated`, each with ids and the new state, for the senders the caller sees.
+/// Server-sent events for live updates (R5.7): `message.created`, `message.status`,
+/// `conversation.updated` and `campaign.progress` (with the hopper's counters), each with ids
+/// and the new state, for the senders the caller sees.
 /// A `lagged` event means some were missed: reload what is shown.
 #[utoipa::path(get, path = "/events/stream", tag = "conversations",
     responses((status = 200, description = "text/event-stream")),
@@ -414,6 +416,7 @@ async fn event_stream(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     principal.require(Permission::MessagesRead)?;
     let visible = conversations::visible_senders(&principal);
+    let campaigns = principal.can(Permission::CampaignsRead);
     let receiver = state.subscribe();
     let stream = futures_util::stream::unfold(receiver, move |mut receiver| {
         let visible = visible.clone();
@@ -431,6 +434,9 @@ async fn event_stream(
                     .as_ref()
                     .is_some_and(|senders| !senders.contains(&event.sender_id()))
                 {
+                    continue;
+                }
+                if !campaigns && matches!(event, LiveEvent::CampaignProgress { .. }) {
                     continue;
                 }
                 let data = serde_json::to_string(&event).unwrap_or_default();

@@ -1,5 +1,6 @@
 //! The REST API of API.md, with its OpenAPI document generated from the handlers.
 
+mod campaigns;
 mod consent;
 mod contacts;
 mod conversations;
@@ -63,7 +64,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(media::router())
         .merge(templates::router())
         .merge(consent::router())
-        .merge(settings::router());
+        .merge(settings::router())
+        .merge(campaigns::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(system::root_router())
         .nest("/api/v1", v1)

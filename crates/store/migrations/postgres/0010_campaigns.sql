@@ -37,6 +37,8 @@ CREATE TABLE campaigns (
     held_code                TEXT,
     held_reason              TEXT,
     held_until               BIGINT,
+    -- The send rate cap is kept across nodes: the time the next message may go.
+    paced_until              BIGINT,
     -- Manual retry runs (R6.4): each one may send a recipient once more.
     round                    BIGINT NOT NULL DEFAULT 0,
     created_by               TEXT,
