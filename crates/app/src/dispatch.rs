@@ -15,11 +15,13 @@ use switchboard_channels::outbound::{
 };
 use switchboard_channels::{MessagingType, RetryScope, SendError, TwilioSender};
 use switchboard_core::consent::{current_status, ConsentEvent, ConsentSource, ConsentStatus};
+use switchboard_core::contact::Contact;
 use switchboard_core::message::{
     ChannelTemplateType, DeliveryStatus, Media, MediaKind, Message, MessageError, StatusEvent,
 };
 use switchboard_core::retry::RetryPolicy;
 use switchboard_core::sender::{HealthStatus, ProviderConfig, Sender, TokenStatus};
+use switchboard_core::template::Template;
 use switchboard_core::{Channel, ConsentEventId, ContactId, ConversationId, MessageId, SenderId};
 use switchboard_store::jobs::{Lease, NewJob, Outcome};
 use switchboard_store::messages::SendCompletion;
@@ -139,6 +141,72 @@ impl Attempt {
     }
 }
 
+/// What a batch's sends are decided and built from, read once for the whole batch: a read per
+/// message of each would cost more than the send itself.
+struct Facts {
+    senders: HashMap<SenderId, Sender>,
+    contacts: HashMap<ContactId, Contact>,
+    consent: HashMap<(ContactId, Channel), ConsentStatus>,
+    /// Each sender's templates, for the messages that send one.
+    templates: HashMap<SenderId, Vec<Template>>,
+}
+
+impl Facts {
+    async fn load(state: &AppState, messages: impl Iterator<Item = &Message>) -> Result<Self> {
+        let store = state.store();
+        let mut facts = Facts {
+            senders: HashMap::new(),
+            contacts: HashMap::new(),
+            consent: HashMap::new(),
+            templates: HashMap::new(),
+        };
+        let mut by_channel: HashMap<Channel, Vec<ContactId>> = HashMap::new();
+        for message in messages {
+            if !facts.senders.contains_key(&message.sender_id) {
+                let sender = store
+                    .get_sender(message.sender_id)
+                    .await
+                    .map_err(AppError::Internal)?;
+                facts.senders.insert(sender.id, sender);
+            }
+            if message.template.is_some() && !facts.templates.contains_key(&message.sender_id) {
+                let templates = store
+                    .sender_templates(message.sender_id)
+                    .await
+                    .map_err(AppError::Internal)?;
+                facts.templates.insert(message.sender_id, templates);
+            }
+            let contacts = by_channel.entry(message.channel).or_default();
+            if !contacts.contains(&message.contact_id) {
+                contacts.push(message.contact_id);
+            }
+        }
+        for (channel, contacts) in by_channel {
+            let mut ledgers: HashMap<ContactId, Vec<ConsentEvent>> = HashMap::new();
+            for event in store
+                .consent_events_of(&contacts, channel)
+                .await
+                .map_err(AppError::Internal)?
+            {
+                ledgers.entry(event.contact_id).or_default().push(event);
+            }
+            for (contact, events) in ledgers {
+                facts
+                    .consent
+                    .insert((contact, channel), current_status(&events, channel));
+            }
+            for contact in store
+                .get_contacts(&contacts)
+                .await
+                .map_err(AppError::Internal)?
+            {
+                facts.contacts.insert(contact.id, contact);
+            }
+        }
+        Ok(facts)
+    }
+}
+
 /// A claimed job with what it needs to run.
 struct Work {
     lease: Lease,
@@ -199,16 +267,7 @@ impl Dispatcher {
             .values()
             .map(|m| (m.id, (m.sender_id, m.conversation_id)))
             .collect();
-        let mut senders: HashMap<SenderId, Sender> = HashMap::new();
-        for message in messages.values() {
-            if !senders.contains_key(&message.sender_id) {
-                let sender = store
-                    .get_sender(message.sender_id)
-                    .await
-                    .map_err(AppError::Internal)?;
-                senders.insert(sender.id, sender);
-            }
-        }
+        let facts = Facts::load(state, messages.values()).await?;
         // One lane per (sender, recipient), in claim order (the order jobs fell due).
         let mut lanes: Vec<Vec<Work>> = Vec::new();
         let mut lane_of: HashMap<(SenderId, ContactId), usize> = HashMap::new();
@@ -228,7 +287,7 @@ impl Dispatcher {
                 None => lanes.push(vec![work]),
             }
         }
-        let senders = &senders;
+        let facts = &facts;
         let completions: Vec<SendCompletion> = futures_util::stream::iter(lanes)
             .map(|lane| async move {
                 let mut done = Vec::with_capacity(lane.len());
@@ -247,7 +306,7 @@ impl Dispatcher {
                         });
                         continue;
                     }
-                    let completion = self.run_job(state, senders, work).await;
+                    let completion = self.run_job(state, facts, work).await;
                     if let Outcome::Retry { at, .. } | Outcome::Defer { at } = &completion.outcome {
                         waiting = Some(*at);
                     }
@@ -284,23 +343,18 @@ impl Dispatcher {
     }
 
     /// Runs one job to its completion record; a failure to read what it needs retries it.
-    async fn run_job(
-        &self,
-        state: &AppState,
-        senders: &HashMap<SenderId, Sender>,
-        work: Work,
-    ) -> SendCompletion {
+    async fn run_job(&self, state: &AppState, facts: &Facts, work: Work) -> SendCompletion {
         let Work { lease, message } = work;
         let message_id = message.as_ref().map(|m| m.id);
         let attempt = match message {
             None => Attempt::just(Outcome::Dead {
                 error: "the job names no message that exists".to_owned(),
             }),
-            Some(message) => match senders.get(&message.sender_id) {
+            Some(message) => match facts.senders.get(&message.sender_id) {
                 None => Attempt::just(Outcome::Dead {
                     error: "the message's sender no longer exists".to_owned(),
                 }),
-                Some(sender) => match self.deliver(state, &lease, sender, &message).await {
+                Some(sender) => match self.deliver(state, facts, &lease, sender, &message).await {
                     Ok(attempt) => attempt,
                     Err(error) => {
                         tracing::error!(?error, message = %message.id, "preparing a send");
@@ -325,6 +379,7 @@ impl Dispatcher {
     async fn deliver(
         &self,
         state: &AppState,
+        facts: &Facts,
         lease: &Lease,
         sender: &Sender,
         message: &Message,
@@ -381,10 +436,10 @@ impl Dispatcher {
         if let Some(until) = self.held(sender.id, message.contact_id, now) {
             return Ok(Attempt::just(Outcome::Defer { at: until }));
         }
-        if let Some(error) = self.still_allowed(state, sender, message).await? {
+        if let Some(error) = self.still_allowed(state, facts, sender, message).await? {
             return Ok(failed(error));
         }
-        let request = match self.build(state, sender, message).await? {
+        let request = match self.build(state, facts, sender, message).await? {
             Ok(request) => request,
             Err(reason) => {
                 return Ok(failed(MessageError {
@@ -519,6 +574,7 @@ impl Dispatcher {
     async fn still_allowed(
         &self,
         state: &AppState,
+        facts: &Facts,
         sender: &Sender,
         message: &Message,
     ) -> Result<Option<MessageError>> {
@@ -539,12 +595,13 @@ impl Dispatcher {
             ));
         }
         let store = state.store();
-        let events = store
-            .consent_events(message.contact_id, Some(message.channel))
-            .await
-            .map_err(AppError::Internal)?;
+        let consent = facts
+            .consent
+            .get(&(message.contact_id, message.channel))
+            .copied()
+            .unwrap_or(ConsentStatus::None);
         let from_system = message.actor.as_deref() == Some("system");
-        if current_status(&events, message.channel) == ConsentStatus::OptedOut && !from_system {
+        if consent == ConsentStatus::OptedOut && !from_system {
             return Ok(refusal(
                 "opted_out",
                 "the contact opted out before the message was sent",
@@ -641,14 +698,22 @@ impl Dispatcher {
     async fn build(
         &self,
         state: &AppState,
+        facts: &Facts,
         sender: &Sender,
         message: &Message,
     ) -> Result<std::result::Result<OutboundRequest, String>> {
-        let contact = state
-            .store()
-            .get_contact(message.contact_id)
-            .await
-            .map_err(AppError::Internal)?;
+        let fetched;
+        let contact = match facts.contacts.get(&message.contact_id) {
+            Some(contact) => contact,
+            None => {
+                fetched = state
+                    .store()
+                    .get_contact(message.contact_id)
+                    .await
+                    .map_err(AppError::Internal)?;
+                &fetched
+            }
+        };
         let to = match message.channel {
             Channel::Whatsapp => match (&contact.phone, &contact.whatsapp_user_id) {
                 (Some(phone), _) => Recipient::Phone(phone.clone()),
@@ -665,11 +730,10 @@ impl Dispatcher {
             },
         };
         let body = if let Some(template) = &message.template {
-            let templates = state
-                .store()
-                .sender_templates(sender.id)
-                .await
-                .map_err(AppError::Internal)?;
+            let templates = facts
+                .templates
+                .get(&sender.id)
+                .map_or(&[][..], Vec::as_slice);
             let Some(stored) = templates.iter().find(|t| {
                 t.content.name == template.name && t.content.locale.as_str() == template.locale
             }) else {

@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod demo;
 pub mod telemetry;
+pub mod watch;
 pub mod web;
 mod webhooks;
 

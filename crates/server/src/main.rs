@@ -60,6 +60,21 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Follow campaigns.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+}
+
+#[derive(Subcommand)]
+enum CampaignCommand {
+    /// Show a campaign's progress live until it completes or stops (Ctrl-C leaves it running).
+    Watch {
+        /// The campaign's id.
+        id: switchboard_core::CampaignId,
+        /// Print the counters once and exit.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -184,6 +199,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{}", issued.secret);
             state.store().close().await;
             Ok(())
+        }
+        Command::Campaign(CampaignCommand::Watch { id, once }) => {
+            let state = state(&config).await?;
+            let watched = switchboard::watch::watch(&state, id, once).await;
+            state.store().close().await;
+            watched
         }
         Command::User(UserCommand::Create {
             email,
