@@ -10,7 +10,7 @@ use switchboard_channels::SendError;
 use switchboard_core::consent::{current_status, ConsentStatus};
 use switchboard_core::message::{DeliveryStatus, Message, StatusEvent};
 use switchboard_core::sender::Sender;
-use switchboard_core::template::TemplateStatus;
+use switchboard_core::template::{ButtonType, TemplateStatus};
 use switchboard_core::{Channel, MessageId, SenderId, TemplateId};
 use switchboard_store::jobs::{Lease, NewJob, Outcome};
 use switchboard_store::StoreError;
@@ -48,7 +48,28 @@ pub(crate) async fn accept(
         .get_contact(message.contact_id)
         .await
         .map_err(AppError::Internal)?;
-    let (text, choices) = what_they_see(message, &request.body);
+    let (mut text, mut choices) = what_they_see(message, &request.body);
+    // A template shows its text and its quick replies, which a customer may tap (R6.6).
+    if let (OutboundBody::Template(_), Some(sent)) = (&request.body, &message.template) {
+        let templates = state
+            .store()
+            .sender_templates(sender.id)
+            .await
+            .map_err(AppError::Internal)?;
+        if let Some(stored) = templates
+            .iter()
+            .find(|t| t.content.name == sent.name && t.content.locale.as_str() == sent.locale)
+        {
+            text = message.text.clone().unwrap_or(text);
+            choices = stored
+                .content
+                .buttons
+                .iter()
+                .filter(|b| b.kind == ButtonType::QuickReply)
+                .map(|b| b.text.clone())
+                .collect();
+        }
+    }
     let consent = state
         .store()
         .consent_events(contact.id, Some(sender.channel))
@@ -86,6 +107,7 @@ pub(crate) async fn accept(
                     json!({
                         "sender_id": sender.id,
                         "from": from,
+                        "button": choices.contains(&text).then(|| text.clone()),
                         "text": text,
                         // Fixed now, so a reply carried out twice is recorded once.
                         "provider_message_id": format!("sandbox.in.{}", MessageId::new()),

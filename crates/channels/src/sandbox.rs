@@ -170,8 +170,10 @@ fn reply(delivery: &Delivery<'_>) -> Option<String> {
         Persona::Declines => None,
         Persona::Responsive | Persona::Late => Some(if opt_in {
             "YES".to_owned()
-        } else if let Some(first) = delivery.choices.first() {
-            first.clone()
+        } else if !delivery.choices.is_empty() {
+            // Different customers tap different buttons, the same one each run.
+            let pick = (delivery.seed / 3) as usize % delivery.choices.len();
+            delivery.choices[pick].clone()
         } else {
             let pick = (delivery.seed / 7) as usize % SHORT_REPLIES.len();
             SHORT_REPLIES[pick].to_owned()
@@ -267,11 +269,18 @@ mod tests {
     }
 
     #[test]
-    fn responsive_customers_pick_the_first_choice_or_answer_briefly() {
+    fn responsive_customers_pick_a_choice_or_answer_briefly() {
         let choices = ["Tuesday".to_owned(), "Wednesday".to_owned()];
         let mut d = delivery(Persona::Responsive, "Which day suits you?");
         d.choices = &choices;
-        assert_eq!(replies(&accept(&d).unwrap()), ["Tuesday"]);
+        let picked: Vec<String> = (0..8)
+            .map(|seed| {
+                d.seed = seed;
+                replies(&accept(&d).unwrap())[0].to_owned()
+            })
+            .collect();
+        assert!(picked.iter().all(|p| choices.contains(p)), "{picked:?}");
+        assert!(picked.contains(&choices[0]) && picked.contains(&choices[1]));
         d.choices = &[];
         let reply = replies(&accept(&d).unwrap())[0].to_owned();
         assert!(SHORT_REPLIES.contains(&reply.as_str()));

@@ -3,7 +3,7 @@
 
 mod helpers;
 
-mod campaigns;
+
 mod contacts;
 mod conversations;
 mod dispatch;
