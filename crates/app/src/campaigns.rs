@@ -596,6 +596,22 @@ impl CampaignRunner {
             }
             moved += self.step(state, &campaign).await?;
         }
+        // A campaign that sends no more still hears its answers until they time out, so that
+        // its recipients do not stay busy for other campaigns (R6.5) for ever.
+        for id in store
+            .idle_campaign_ids()
+            .await
+            .map_err(AppError::Internal)?
+        {
+            let closed = store
+                .time_out_interactions(id, now)
+                .await
+                .map_err(AppError::Internal)?;
+            if closed > 0 {
+                moved += closed as usize;
+                publish(state, &view(state, id).await?);
+            }
+        }
         Ok(moved)
     }
 

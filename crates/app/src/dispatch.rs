@@ -128,6 +128,8 @@ struct Attempt {
     status: Option<StatusEvent>,
     /// Jobs recorded with the outcome: what the sandbox's simulated customer does next.
     follow_ups: Vec<NewJob>,
+    /// The provider id and status were recorded the moment the provider answered.
+    recorded: bool,
 }
 
 impl Attempt {
@@ -137,6 +139,7 @@ impl Attempt {
             provider_message_id: None,
             status: None,
             follow_ups: Vec::new(),
+            recorded: false,
         }
     }
 }
@@ -303,6 +306,7 @@ impl Dispatcher {
                             provider_message_id: None,
                             status: None,
                             follow_ups: Vec::new(),
+                            recorded: false,
                         });
                         continue;
                     }
@@ -373,6 +377,7 @@ impl Dispatcher {
             provider_message_id: attempt.provider_message_id,
             status: attempt.status,
             follow_ups: attempt.follow_ups,
+            recorded: attempt.recorded,
         }
     }
 
@@ -485,18 +490,23 @@ impl Dispatcher {
                 // Recorded now, not with the batch: a status webhook may arrive in a moment
                 // (Twilio and Messenger echo nothing of ours to match it by), and a node that
                 // stops mid-batch must not forget what the provider has.
-                if let Err(error) = state
+                let recorded = match state
                     .sends()
                     .commit((message.id, provider_id.clone(), status.clone()))
                     .await
                 {
-                    tracing::error!(?error, message = %message.id, "recording a send; kept for the batch");
-                }
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::error!(?error, message = %message.id, "recording a send; kept for the batch");
+                        false
+                    }
+                };
                 Ok(Attempt {
                     outcome: Outcome::Done,
                     provider_message_id: Some(provider_id),
                     status: Some(status),
                     follow_ups,
+                    recorded,
                 })
             }
             Err(SendError::Retryable {

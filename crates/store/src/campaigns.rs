@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::decisions::{insert_decision, DecisionRecord};
 use crate::jobs::{insert_job, NewJob};
-use crate::messages::{insert_message_row, push_status_event};
+use crate::messages::{insert_message_row, insert_status_event};
 use crate::rows::{at, ms, parse, parse_opt};
 use crate::{IdempotencyKey, Page, PageRequest, Result, Store, StoreError};
 
@@ -294,6 +294,19 @@ impl Store {
             sqlx::query_as(&sql).bind(ms(now)).fetch_all(db).await?
         });
         rows.into_iter().map(Campaign::try_from).collect()
+    }
+
+    /// Paused and stopped campaigns: they send nothing, but their recipients' answers are
+    /// still awaited and time out.
+    pub async fn idle_campaign_ids(&self) -> Result<Vec<CampaignId>> {
+        let rows: Vec<(String,)> = read_pool!(self, |db| {
+            sqlx::query_as("SELECT id FROM campaigns WHERE state IN ('paused', 'stopped')")
+                .fetch_all(db)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(id,)| parse("campaigns.id", &id))
+            .collect()
     }
 
     /// Moves a campaign from `from` to `to` if it is still in `from`. A campaign that starts

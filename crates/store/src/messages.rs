@@ -40,6 +40,9 @@ pub struct SendCompletion {
     pub status: Option<StatusEvent>,
     /// Jobs that follow from the attempt, enqueued only if the lease still held.
     pub follow_ups: Vec<NewJob>,
+    /// The provider id and status were recorded already (as soon as the provider answered):
+    /// only the job and what follows it are left to record.
+    pub recorded: bool,
 }
 
 /// A message row, joined with one of its status events (or none).
@@ -217,8 +220,9 @@ macro_rules! insert_message_row {
         .bind(ms(message.updated_at))
         .execute(&mut *$tx)
         .await?;
-        for event in &message.status_history {
-            push_status_event!($tx, &id, event);
+        // A new message has no timeline yet: its events are numbered from 1.
+        for (seq, event) in message.status_history.iter().enumerate() {
+            insert_status_event!($tx, &id, seq as i64 + 1, event);
         }
     }};
 }
@@ -234,6 +238,13 @@ macro_rules! push_status_event {
         .bind($id)
         .fetch_one(&mut *$tx)
         .await?;
+        insert_status_event!($tx, $id, next, $event);
+    }};
+}
+
+macro_rules! insert_status_event {
+    ($tx:ident, $id:expr, $seq:expr, $event:expr) => {{
+        let next: i64 = $seq;
         sqlx::query(
             "INSERT INTO message_status_events (message_id, seq, status, at, error_code, \
              error_provider_code, error_reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -255,7 +266,7 @@ macro_rules! push_status_event {
     }};
 }
 
-pub(crate) use push_status_event;
+pub(crate) use insert_status_event;
 
 /// Moves a message to `event`'s status inside the caller's transaction if that is a step
 /// forward, appending it to the timeline; yields whether anything changed.
@@ -263,44 +274,44 @@ macro_rules! apply_status {
     ($tx:ident, $id:expr, $event:expr) => {{
         let id: &str = $id;
         let event: &StatusEvent = $event;
-        // Take the row's lock before reading its status (a no-op update is the portable
-        // SELECT ... FOR UPDATE), so two webhooks applying statuses at once cannot both
-        // read the old one. SQLite's single writer serialises them anyway.
-        sqlx::query("UPDATE messages SET updated_at = updated_at WHERE id = $1")
-            .bind(id)
-            .execute(&mut *$tx)
-            .await?;
-        let current: Option<(String,)> =
-            sqlx::query_as("SELECT status FROM messages WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *$tx)
-                .await?;
-        let current: DeliveryStatus =
-            parse("messages.status", &current.ok_or(StoreError::NotFound)?.0)?;
-        if !current.can_advance_to(event.status) {
+        // Only from a status it may follow: the update itself is the check, so two webhooks
+        // applying statuses at once cannot both move the message, and a late or repeated
+        // status changes nothing.
+        let from: Vec<&str> = DeliveryStatus::ALL
+            .iter()
+            .filter(|s| s.can_advance_to(event.status))
+            .map(|s| s.as_str())
+            .collect();
+        if from.is_empty() {
             false
         } else {
-            sqlx::query(
+            let sql = format!(
                 "UPDATE messages SET status = $2, updated_at = $3, \
                  error_code = COALESCE($4, error_code), \
                  error_provider_code = COALESCE($5, error_provider_code), \
-                 error_reason = COALESCE($6, error_reason) WHERE id = $1",
-            )
-            .bind(id)
-            .bind(event.status.as_str())
-            .bind(ms(event.at))
-            .bind(event.error.as_ref().map(|e| e.code.as_str()))
-            .bind(
-                event
-                    .error
-                    .as_ref()
-                    .and_then(|e| e.provider_code.as_deref()),
-            )
-            .bind(event.error.as_ref().map(|e| e.reason.as_str()))
-            .execute(&mut *$tx)
-            .await?;
-            push_status_event!($tx, id, event);
-            true
+                 error_reason = COALESCE($6, error_reason) WHERE id = $1 AND status IN ({})",
+                crate::rows::placeholders(7, from.len())
+            );
+            let mut query = sqlx::query(&sql)
+                .bind(id)
+                .bind(event.status.as_str())
+                .bind(ms(event.at))
+                .bind(event.error.as_ref().map(|e| e.code.as_str()))
+                .bind(
+                    event
+                        .error
+                        .as_ref()
+                        .and_then(|e| e.provider_code.as_deref()),
+                )
+                .bind(event.error.as_ref().map(|e| e.reason.as_str()));
+            for status in &from {
+                query = query.bind(*status);
+            }
+            let moved = query.execute(&mut *$tx).await?.rows_affected() == 1;
+            if moved {
+                push_status_event!($tx, id, event);
+            }
+            moved
         }
     }};
 }
@@ -430,7 +441,18 @@ impl Store {
     /// timeline. Returns whether anything changed: a late or repeated status is ignored.
     pub async fn record_status(&self, id: MessageId, event: &StatusEvent) -> Result<bool> {
         let id = id.to_string();
-        let changed = write_tx!(self, |tx| apply_status!(tx, &id, event));
+        let changed = write_tx!(self, |tx| {
+            let changed = apply_status!(tx, &id, event);
+            if !changed {
+                let exists: Option<(String,)> =
+                    sqlx::query_as("SELECT id FROM messages WHERE id = $1")
+                        .bind(&id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                exists.ok_or(StoreError::NotFound)?;
+            }
+            changed
+        });
         Ok(changed)
     }
 
@@ -782,7 +804,7 @@ impl Store {
         let held = write_tx!(self, |tx| {
             let mut held = Vec::with_capacity(completions.len());
             for c in completions {
-                if let Some(message) = c.message {
+                if let (Some(message), false) = (c.message, c.recorded) {
                     let id = message.to_string();
                     if let Some(provider_id) = &c.provider_message_id {
                         sqlx::query(

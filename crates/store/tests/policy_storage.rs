@@ -542,6 +542,7 @@ async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
             provider_message_id: Some("wamid.ONE".into()),
             status: Some(sent(t)),
             follow_ups: vec![follow_up("after-one")],
+            recorded: false,
         },
         SendCompletion {
             lease: by_message(&messages[1]),
@@ -552,6 +553,7 @@ async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
             provider_message_id: None,
             status: None,
             follow_ups: Vec::new(),
+            recorded: false,
         },
         SendCompletion {
             lease: lost,
@@ -560,6 +562,7 @@ async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
             provider_message_id: Some("wamid.THREE".into()),
             status: Some(sent(t)),
             follow_ups: vec![follow_up("after-three")],
+            recorded: false,
         },
     ];
     let held = store.complete_sends(&completions, t).await.unwrap();
