@@ -443,6 +443,19 @@ pub async fn act(
     Ok(view)
 }
 
+/// The lists a new campaign may go to, with their sizes (for the campaign form).
+pub async fn list_choices(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Vec<(ListId, String, i64)>> {
+    principal.require(Permission::CampaignsWrite)?;
+    state
+        .store()
+        .contact_list_choices(200)
+        .await
+        .map_err(AppError::Internal)
+}
+
 /// A page of recipients in hopper order with what happened to each.
 pub async fn recipients(
     state: &AppState,
@@ -489,6 +502,7 @@ fn publish(state: &AppState, view: &CampaignView) {
         sender_id: view.campaign.sender_id,
         state: view.campaign.state,
         hopper: view.hopper,
+        held: view.campaign.held.clone(),
     });
 }
 

@@ -4,7 +4,7 @@
 //! the new state only; a client that wants more reads it through the API, with its own rights.
 
 use serde::Serialize;
-use switchboard_core::campaign::{CampaignState, Hopper};
+use switchboard_core::campaign::{CampaignState, Held, Hopper};
 use switchboard_core::conversation::ConversationState;
 use switchboard_core::message::{DeliveryStatus, Direction};
 use switchboard_core::{CampaignId, ContactId, ConversationId, MessageId, SenderId, UserId};
@@ -41,6 +41,8 @@ pub enum LiveEvent {
         sender_id: SenderId,
         state: CampaignState,
         hopper: Hopper,
+        /// What holds it back just now, if anything.
+        held: Option<Held>,
     },
 }
 

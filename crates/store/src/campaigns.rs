@@ -254,6 +254,26 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// The lists a campaign may be sent to, by name, with how many members each has (for a
+    /// form's choice).
+    pub async fn contact_list_choices(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(switchboard_core::ListId, String, i64)>> {
+        let rows: Vec<(String, String, i64)> = read_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT l.id, l.name, (SELECT COUNT(*) FROM contact_list_members m \
+                 WHERE m.list_id = l.id) FROM contact_lists l ORDER BY l.name LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(db)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(id, name, n)| Ok((parse("contact_lists.id", &id)?, name, n)))
+            .collect()
+    }
+
     pub async fn get_campaign(&self, id: CampaignId) -> Result<Campaign> {
         let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1");
         let row: Option<CampaignRow> = read_pool!(self, |db| {

@@ -10,6 +10,7 @@ const CSS: &str = include_str!("../../assets/app.css");
 const JS: &str = include_str!("../../assets/app.js");
 const INBOX_CSS: &str = include_str!("../../assets/inbox.css");
 const INBOX_JS: &str = include_str!("../../assets/inbox.js");
+const CAMPAIGNS_JS: &str = include_str!("../../assets/campaigns.js");
 
 /// The pages name the assets with a version query (`app.css?v=...`), so a new release is
 /// fetched at once while browsers may keep an asset for a day without asking again.
@@ -27,6 +28,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/assets/inbox.js",
             get(|| async { asset("text/javascript", INBOX_JS) }),
+        )
+        .route(
+            "/assets/campaigns.js",
+            get(|| async { asset("text/javascript", CAMPAIGNS_JS) }),
         )
 }
 

@@ -7,6 +7,7 @@
 
 mod assets;
 mod auth;
+mod campaigns;
 mod contacts;
 pub mod cookies;
 mod inbox;
@@ -34,6 +35,7 @@ pub fn router(secure_cookies: bool) -> Router<AppState> {
         .merge(senders::router())
         .merge(templates::router())
         .merge(contacts::router())
+        .merge(campaigns::router())
         .merge(settings::router())
         .layer(Extension(WebConfig { secure_cookies }))
 }

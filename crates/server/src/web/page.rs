@@ -165,6 +165,7 @@ pub fn plain(text: &str) -> String {
 pub enum Section {
     Inbox,
     Contacts,
+    Campaigns,
     Templates,
     Senders,
     Users,
@@ -194,6 +195,7 @@ pub struct Chrome {
 
 const ICON_INBOX: &str = r#"<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16v10h-5l-1.5 3h-3L9 14H4z" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round"/><path d="M4 14v6h16v-6" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#;
 const ICON_CONTACTS: &str = r#"<svg viewBox="0 0 24 24" aria-hidden="true"><circle cx="9" cy="8" r="4" fill="none" stroke="currentColor" stroke-width="2"/><path d="M2 21c0-4 3-6 7-6s7 2 7 6" fill="none" stroke="currentColor" stroke-width="2"/><path d="M16 4a4 4 0 0 1 0 8M19 15c2 1 3 3 3 6" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#;
+const ICON_CAMPAIGNS: &str = r#"<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M3 10v4h4l7 5V5L7 10z" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round"/><path d="M17 9a4 4 0 0 1 0 6M19.5 6.5a8 8 0 0 1 0 11" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#;
 const ICON_TEMPLATES: &str = r#"<svg viewBox="0 0 24 24" aria-hidden="true"><rect x="4" y="3" width="16" height="18" rx="2" fill="none" stroke="currentColor" stroke-width="2"/><path d="M8 8h8M8 12h8M8 16h5" stroke="currentColor" stroke-width="2"/></svg>"#;
 const ICON_SENDERS: &str = r#"<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M3 11l18-8-8 18-2-8z" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round"/></svg>"#;
 const ICON_USERS: &str = r#"<svg viewBox="0 0 24 24" aria-hidden="true"><circle cx="12" cy="8" r="4" fill="none" stroke="currentColor" stroke-width="2"/><path d="M4 21c0-4 4-6 8-6s8 2 8 6" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#;
@@ -207,7 +209,7 @@ impl Chrome {
         // Senders, users and settings are for running the service: admins change them and
         // supervisors may look; agents are not shown them.
         let staff = role >= Role::Supervisor;
-        let items: [(Section, &str, &str, &str, bool); 6] = [
+        let items: [(Section, &str, &str, &str, bool); 7] = [
             (
                 Section::Inbox,
                 "/inbox",
@@ -221,6 +223,13 @@ impl Chrome {
                 "Contacts",
                 ICON_CONTACTS,
                 principal.can(Permission::ContactsRead),
+            ),
+            (
+                Section::Campaigns,
+                "/campaigns",
+                "Campaigns",
+                ICON_CAMPAIGNS,
+                principal.can(Permission::CampaignsRead),
             ),
             (
                 Section::Templates,
@@ -302,6 +311,12 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "consent_recorded" => "Consent recorded.",
         "hours_saved" => "Business hours saved.",
         "hours_cleared" => "Business hours cleared: the business is always open.",
+        "campaign_created" => "Campaign created.",
+        "campaign_start" => "Campaign started.",
+        "campaign_pause" => "Campaign paused: nobody new is sent to until you resume it.",
+        "campaign_resume" => "Campaign resumed.",
+        "campaign_stop" => "Campaign stopped.",
+        "campaign_retry" => "Retry run started for the recipients that failed.",
         _ => return None,
     })
 }
