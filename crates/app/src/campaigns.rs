@@ -567,14 +567,38 @@ impl Default for RunnerSettings {
     }
 }
 
-#[derive(Default)]
 pub struct CampaignRunner {
     settings: RunnerSettings,
+    /// When each campaign's counters were last told to the live pages: counting a large
+    /// hopper takes a while, so they hear at most once a second (and at once when it ends).
+    published: std::sync::Mutex<HashMap<CampaignId, std::time::Instant>>,
+}
+
+impl Default for CampaignRunner {
+    fn default() -> Self {
+        Self::new(RunnerSettings::default())
+    }
 }
 
 impl CampaignRunner {
     pub fn new(settings: RunnerSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            published: Default::default(),
+        }
+    }
+
+    /// Whether a campaign's live pages are due to hear its counters again.
+    fn due_to_publish(&self, id: CampaignId) -> bool {
+        let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match published.get(&id) {
+            Some(at) if now.duration_since(*at) < std::time::Duration::from_secs(1) => false,
+            _ => {
+                published.insert(id, now);
+                true
+            }
+        }
     }
 
     /// One pass over every active campaign: scheduled ones whose time came start, due
@@ -648,7 +672,9 @@ impl CampaignRunner {
             .complete_if_finished(campaign.id, now)
             .await
             .map_err(AppError::Internal)?;
-        if moved > 0 || completed {
+        // Answers change the counters too, though nothing moved here: a running campaign is
+        // told about every second.
+        if completed || self.due_to_publish(campaign.id) {
             publish(state, &view(state, campaign.id).await?);
         }
         Ok(moved)

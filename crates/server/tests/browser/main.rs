@@ -13,6 +13,7 @@ mod helpers;
 mod harness;
 
 mod admin;
+
 mod inbox;
 mod phone;
 mod sign_in;
