@@ -684,6 +684,16 @@ impl CampaignRunner {
     async fn feed(&self, state: &AppState, campaign: &Campaign) -> Result<usize> {
         let store = state.store();
         let now = state.now();
+        // Held (closed hours, a limit): nobody can be sent to before then, so nobody is looked
+        // at, rather than the whole hopper being pushed back a batch at a time.
+        if campaign
+            .held
+            .as_ref()
+            .and_then(|h| h.until)
+            .is_some_and(|until| until > now)
+        {
+            return Ok(0);
+        }
         let in_flight = store
             .campaign_in_flight(campaign.id)
             .await

@@ -459,12 +459,43 @@ async fn the_lifecycle_runs_on_the_clock(db: TestDb) {
     // Nothing goes before its time.
     tokio::time::sleep(StdDuration::from_millis(600)).await;
     assert!(fake.sent().is_empty());
+    // When its time comes the business is closed: it runs, held, and says why (R6.7, R7.4).
+    let hours = |weekly: Value| {
+        let app = &app;
+        async move {
+            app.send(
+                reqwest::Method::PUT,
+                "/api/v1/settings/business-hours",
+                Some(&app.admin),
+                Some(json!({"time_zone": "Europe/London", "weekly": weekly})),
+            )
+            .await
+            .ok(200);
+        }
+    };
+    hours(json!({})).await;
     clock.advance(Duration::hours(1));
+    let held = wait_for(&app, &id, "held by business hours", |c| {
+        c["held"]["code"] == "outside_business_hours"
+    })
+    .await;
+    assert_eq!(held["state"], "running");
+    assert_eq!(held["hopper"]["fresh"], 5);
+    tokio::time::sleep(StdDuration::from_millis(600)).await;
+    assert!(fake.sent().is_empty());
+    let always = json!([{"opens": "00:00", "closes": "24:00"}]);
+    hours(
+        json!({"monday": always, "tuesday": always, "wednesday": always,
+                 "thursday": always, "friday": always, "saturday": always, "sunday": always}),
+    )
+    .await;
+    clock.advance(Duration::minutes(2));
     let running = wait_for(&app, &id, "all five sent", |c| {
         c["hopper"]["pending"] == 5 && c["hopper"]["in_flight"] == 0
     })
     .await;
     assert_eq!(running["state"], "running");
+    assert_eq!(running["held"], Value::Null);
     assert_eq!(fake.sent().len(), 5);
 
     // A second campaign to the same list waits while the first's interactions are open (R6.5).
