@@ -551,12 +551,28 @@ impl Store {
                     insert_message_row!(tx, message);
                     let quiet = match &record.answer {
                         Some(answer) => {
-                            close_interaction!(
+                            let closed = close_interaction!(
                                 tx,
                                 answer,
                                 message.id.to_string(),
                                 message.created_at
-                            ) && answer.quiet
+                            );
+                            // The campaign message joins the conversation its answer is in, so
+                            // that whoever reads the answer sees what it answers.
+                            if let (true, Some(conversation)) = (closed, message.conversation_id) {
+                                sqlx::query(
+                                    "UPDATE messages SET conversation_id = $1 \
+                                     WHERE conversation_id IS NULL AND id = (SELECT message_id \
+                                     FROM campaign_recipients WHERE campaign_id = $2 \
+                                     AND contact_id = $3)",
+                                )
+                                .bind(conversation.to_string())
+                                .bind(answer.campaign_id.to_string())
+                                .bind(answer.contact_id.to_string())
+                                .execute(&mut *tx)
+                                .await?;
+                            }
+                            closed && answer.quiet
                         }
                         None => false,
                     };

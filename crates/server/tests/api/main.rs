@@ -3,7 +3,6 @@
 
 mod helpers;
 
-
 mod contacts;
 mod conversations;
 mod dispatch;

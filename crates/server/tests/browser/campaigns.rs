@@ -73,7 +73,7 @@ async fn a_supervisor_runs_a_campaign() {
             .post(
                 "/api/v1/contacts",
                 &app.admin,
-                json!({"name": format!("Customer {n}"), "phone": format!("+4477009{n:05}")}),
+                json!({"name": format!("Customer {n}"), "phone": format!("+447700{n:06}")}),
             )
             .await
             .ok(201)["id"]
@@ -114,7 +114,9 @@ async fn a_supervisor_runs_a_campaign() {
         .await;
     browser.click("input[name=start]").await;
     browser.screenshot("new-campaign-form").await;
-    browser.click("#new-campaign button[type=submit]").await;
+    browser
+        .click("section[aria-labelledby=new-campaign] button[type=submit]")
+        .await;
     until(
         &browser,
         "the campaign's page",
@@ -151,7 +153,7 @@ async fn a_supervisor_runs_a_campaign() {
     until(
         &browser,
         "paused",
-        "document.querySelector('h1 .pill').innerText.trim() === 'paused'",
+        "document.querySelector('h1 .pill').innerText.trim().toLowerCase() === 'paused'",
     )
     .await;
     assert!(browser.text(".notice").await.contains("paused"));
@@ -160,7 +162,7 @@ async fn a_supervisor_runs_a_campaign() {
     until(
         &browser,
         "running again",
-        "document.querySelector('h1 .pill').innerText.trim() !== 'paused'",
+        "document.querySelector('h1 .pill').innerText.trim().toLowerCase() !== 'paused'",
     )
     .await;
 
@@ -172,6 +174,13 @@ async fn a_supervisor_runs_a_campaign() {
     )
     .await;
     browser.goto(&browser_url(&browser).await).await;
+    // Drawn as the page loads, not only by live events.
+    until(
+        &browser,
+        "the bar on a fresh page",
+        "document.querySelector('.hopper .seg-closed').getBoundingClientRect().width > 100",
+    )
+    .await;
     let answers = browser.text("#answers + ul").await;
     assert!(
         answers.contains("Yes please") || answers.contains("No thanks"),
