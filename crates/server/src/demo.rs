@@ -373,7 +373,78 @@ pub async fn seed(api: &Api, now: OffsetDateTime) -> anyhow::Result<Seeded> {
         json!({"text": "Hi Marta, of course: what is the new address?", "tag": "HUMAN_AGENT"}),
     )
     .await?;
+    seed_campaign(api, whatsapp).await?;
     Ok(Seeded { senders, contacts })
+}
+
+/// Newsletter subscribers and a campaign to them, running when the demo opens: most tap one of
+/// its quick replies, some stay quiet, one says STOP (which reaches the inbox) and two have no
+/// WhatsApp (failed, with the reason).
+async fn seed_campaign(api: &Api, whatsapp: &str) -> anyhow::Result<()> {
+    const FIRST: [&str; 8] = [
+        "Amara", "Bruno", "Chloe", "Dmitri", "Elif", "Femi", "Greta", "Hiro",
+    ];
+    const LAST: [&str; 5] = ["Okafor", "Silva", "Martin", "Ivanova", "Yilmaz"];
+    let template = api
+        .create(
+            "/api/v1/templates",
+            json!({"sender_id": whatsapp, "name": "winter_news", "locale": "en",
+                   "category": "MARKETING",
+                   "body": "Hi {{1}}, our winter collection is in, with 20% off for subscribers this week. Want a look?",
+                   "buttons": [{"type": "QUICK_REPLY", "text": "Show me"},
+                               {"type": "QUICK_REPLY", "text": "Not now"}],
+                   "variable_mapping": {"1": "contact.name"}}),
+        )
+        .await?;
+    api.post(&format!("/api/v1/templates/{template}/submit"), json!({}))
+        .await?;
+    api.post(
+        &format!("/api/v1/templates/{template}/status"),
+        json!({"status": "approved", "reason": "demo data"}),
+    )
+    .await?;
+    let mut subscribers = Vec::new();
+    for n in 0..40 {
+        let persona = match n % 20 {
+            3 | 11 | 17 => "quiet",
+            7 => "declines",
+            13 => "no_whatsapp",
+            _ => "responsive",
+        };
+        let name = format!(
+            "{} {}",
+            FIRST[n % FIRST.len()],
+            LAST[(n / FIRST.len()) % LAST.len()]
+        );
+        let id = api
+            .create(
+                "/api/v1/contacts",
+                json!({"name": name, "phone": format!("+447700{:06}", 900 + n), "locale": "en",
+                       "fields": {"sandbox_persona": persona}}),
+            )
+            .await?;
+        api.post(
+            &format!("/api/v1/contacts/{id}/consent"),
+            json!({"channel": "whatsapp", "status": "opted_in", "source": "website",
+                   "evidence": "newsletter sign-up form, WhatsApp box ticked"}),
+        )
+        .await?;
+        subscribers.push(id);
+    }
+    let list = api
+        .create(
+            "/api/v1/lists",
+            json!({"name": "Newsletter subscribers", "contact_ids": subscribers}),
+        )
+        .await?;
+    api.create(
+        "/api/v1/campaigns",
+        json!({"name": "Winter collection", "sender_id": whatsapp, "list_id": list,
+               "template": {"name": "winter_news", "locale": "en"},
+               "response_timeout_minutes": 60, "rate_limit_per_second": 2, "start": true}),
+    )
+    .await?;
+    Ok(())
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -463,6 +534,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
          \n  Try:  curl -H 'Authorization: Bearer {token}' {base}/api/v1/messages\
          \n        curl -H 'Authorization: Bearer {token}' {base}/api/v1/contacts\
          \n  The API: {base}/api/v1/openapi.json\n\
+         \n  Campaigns: {base}/campaigns (a fresh demo starts one to 40 newsletter subscribers)\n\
          \n  Simulated customers (sandbox senders on WhatsApp, Messenger and SMS):"
     );
     for c in &CUSTOMERS {
