@@ -362,7 +362,7 @@ pub struct ContactImport<'a> {
     record_len: usize,
     ends: Vec<usize>,
     ends_len: usize,
-    /// The line the record being read started on.
+    /// The line the record just read started on.
     record_line: u64,
     header: Option<Vec<String>>,
     report: ImportReport,
@@ -406,13 +406,13 @@ impl<'a> ContactImport<'a> {
         } else {
             chunk
         };
-        self.read(chunk).await
+        self.read(chunk, false).await
     }
 
     /// Imports the last row and answers what the import did.
     pub async fn finish(mut self) -> Result<ImportReport> {
         // An empty input tells the parser the file ended.
-        self.read(&[]).await?;
+        self.read(&[], true).await?;
         if self.header.is_none() {
             return Err(FieldError::new(
                 "file",
@@ -424,20 +424,23 @@ impl<'a> ContactImport<'a> {
         Ok(self.report)
     }
 
-    async fn read(&mut self, mut input: &[u8]) -> Result<()> {
+    async fn read(&mut self, mut input: &[u8], end_of_file: bool) -> Result<()> {
         use csv_core::ReadRecordResult;
         if self.done {
             return Ok(());
         }
         loop {
-            if self.record_len == 0 && self.ends_len == 0 {
-                self.record_line = self.reader.line();
+            // The parser takes empty input for the end of the file: a chunk that ends just
+            // after a row must not be taken for the end of the upload.
+            if input.is_empty() && !end_of_file {
+                return Ok(());
             }
             let (result, read, written, ended) = self.reader.read_record(
                 input,
                 &mut self.record[self.record_len..],
                 &mut self.ends[self.ends_len..],
             );
+            let ended_by_newline = read > 0 && input[read - 1] == b'\n';
             input = &input[read..];
             self.record_len += written;
             self.ends_len += ended;
@@ -450,7 +453,7 @@ impl<'a> ContactImport<'a> {
                             "row_too_long",
                             format!(
                                 "line {}: a row is longer than {} KiB; is this a CSV file?",
-                                self.record_line,
+                                self.reader.line(),
                                 MAX_ROW_BYTES / 1024
                             ),
                         )
@@ -464,6 +467,17 @@ impl<'a> ContactImport<'a> {
                     self.ends.resize(len, 0);
                 }
                 ReadRecordResult::Record => {
+                    // The parser skips blank lines before a record, so its start is counted
+                    // back from where it ended: past the line breaks inside quoted fields and
+                    // the one that ended it (a `\r` ending, or the file's end, counts none).
+                    let inside = self.record[..self.record_len]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count() as u64;
+                    self.record_line = self
+                        .reader
+                        .line()
+                        .saturating_sub(inside + u64::from(ended_by_newline));
                     let fields = self.fields();
                     self.record_len = 0;
                     self.ends_len = 0;
@@ -769,4 +783,64 @@ mod import_tests {
         );
         assert!(parse_opt_in_at("yesterday").is_err());
     }
+
+    const TOKEN: &str = "contact-import-test-token-0123456789abcdef";
+    const FILE: &str = "name,phone,plan\n\
+                        Ada,+442079460001,gold\n\
+                        \"Hopper,\nGrace\",+442079460002,\n\
+                        \n\
+                        Alan,+442079460003,silver\n";
+
+    async fn importer(db: &switchboard_testkit::TestDb) -> (AppState, Principal) {
+        let store = switchboard_store::Store::open(db.url()).await.unwrap();
+        let state = AppState::new(store, std::sync::Arc::new(crate::SystemClock));
+        crate::auth::bootstrap(&state, Some(TOKEN)).await.unwrap();
+        let principal = crate::auth::authenticate(&state, TOKEN).await.unwrap();
+        (state, principal)
+    }
+
+    /// Uploads arrive in chunks cut anywhere: inside a field, inside a quoted line break, or
+    /// just after a row (which the parser must not take for the end of the file).
+    async fn rows_cut_anywhere_by_chunks_are_all_imported(db: switchboard_testkit::TestDb) {
+        let (state, principal) = importer(&db).await;
+        let by_line: Vec<&[u8]> = FILE.as_bytes().split_inclusive(|&b| b == b'\n').collect();
+        let mut cuts: Vec<Vec<&[u8]>> = vec![by_line];
+        for size in [1, 2, 3, 7, FILE.len()] {
+            cuts.push(FILE.as_bytes().chunks(size).collect());
+        }
+        for (i, chunks) in cuts.iter().enumerate() {
+            let mut import = ContactImport::new(&state, &principal, "chunks.csv").unwrap();
+            for chunk in chunks {
+                import.feed(chunk).await.unwrap();
+            }
+            let report = import.finish().await.unwrap();
+            let expected = ImportReport {
+                rows: 3,
+                created: if i == 0 { 3 } else { 0 },
+                updated: if i == 0 { 0 } else { 3 },
+                ..Default::default()
+            };
+            assert_eq!(report, expected, "cut {i}");
+        }
+        let grace = state
+            .store()
+            .find_contact_by_address(
+                Some(&PhoneNumber::parse("phone", "+442079460002").unwrap()),
+                None,
+                None,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(grace.name.as_deref(), Some("Hopper,\nGrace"));
+
+        // Blank lines are skipped, but still counted.
+        let mut import = ContactImport::new(&state, &principal, "blank.csv").unwrap();
+        import.feed(b"phone\r\n\r\n\r\nnonsense\r\n").await.unwrap();
+        let report = import.finish().await.unwrap();
+        assert_eq!(report.errors.len(), 1, "{report:?}");
+        assert_eq!(report.errors[0].line, 4, "{report:?}");
+    }
+
+    switchboard_testkit::both_backends!(rows_cut_anywhere_by_chunks_are_all_imported);
 }
