@@ -94,6 +94,10 @@ typed_id!(
     /// A signed-in web session (its secret is never stored, only its hash).
     SessionId
 );
+typed_id!(
+    /// A contact list: the audience of a campaign.
+    ListId
+);
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,7 @@ pub mod conversations;
 pub mod decisions;
 pub mod idempotency;
 pub mod jobs;
+pub mod lists;
 pub mod media;
 pub mod messages;
 pub mod page;
