@@ -15,6 +15,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod decisions;
 pub mod idempotency;
+pub mod imports;
 pub mod jobs;
 pub mod lists;
 pub mod media;

@@ -7,6 +7,7 @@ use switchboard_core::contact::{Contact, Locale};
 use switchboard_core::list::{ContactList, ListFilter};
 use switchboard_core::time::truncate_to_millis;
 use switchboard_core::*;
+use switchboard_store::imports::{ImportOptIn, ImportRow, OptInOutcome, RowOutcome};
 use switchboard_store::{Store, StoreError};
 use switchboard_testkit::{both_backends, TestDb};
 
@@ -236,7 +237,133 @@ async fn filters_select_contacts_in_one_statement(db: TestDb) {
     ));
 }
 
+fn row(line: u64, phone: Option<&str>, psid: Option<&str>, name: &str) -> ImportRow {
+    ImportRow {
+        line,
+        name: Some(name.to_owned()),
+        phone: phone.map(|p| PhoneNumber::parse("phone", p).unwrap()),
+        whatsapp_user_id: None,
+        messenger_psid: psid.map(|p| MessengerPsid::parse("messenger_psid", p).unwrap()),
+        locale: None,
+        fields: json!({"batch": line.to_string()})
+            .as_object()
+            .unwrap()
+            .clone(),
+        opt_in: Some(ImportOptIn {
+            channel: Channel::Whatsapp,
+            at: now() - Duration::days(1),
+            evidence: format!("file.csv, line {line}: web"),
+        }),
+    }
+}
+
+async fn an_import_batch_matches_contacts_by_any_address(db: TestDb) {
+    let store = Store::open(db.url()).await.unwrap();
+    let by_phone = contact("+442079460001", "en", json!({"plan": "gold"}));
+    let mut by_psid = contact("+442079460002", "en", json!({}));
+    by_psid.phone = None;
+    by_psid.messenger_psid = Some(MessengerPsid::parse("p", "1254459154682919").unwrap());
+    let stopped = contact("+442079460003", "en", json!({}));
+    saved(
+        &store,
+        &[by_phone.clone(), by_psid.clone(), stopped.clone()],
+    )
+    .await;
+    store
+        .append_consent(&consent(stopped.id, ConsentStatus::OptedOut, now()))
+        .await
+        .unwrap();
+    let target = list("Imported", None);
+    store.create_list(&target, &[]).await.unwrap();
+
+    let rows = [
+        row(2, Some("+442079460001"), None, "Phone match"),
+        row(
+            3,
+            Some("+442079460009"),
+            Some("1254459154682919"),
+            "Psid match",
+        ),
+        row(
+            4,
+            Some("+442079460001"),
+            Some("1254459154682919"),
+            "Two contacts",
+        ),
+        row(5, Some("+442079460010"), None, "New"),
+        row(6, None, Some("999"), "New by psid"),
+        row(7, Some("+442079460010"), Some("999"), "Both new ones"),
+        row(8, Some("+442079460010"), None, "New again"),
+        row(9, Some("+442079460003"), None, "Stopped"),
+    ];
+    let outcome = store
+        .import_contacts(&rows, Some(target.id), "token:test", now())
+        .await
+        .unwrap();
+    let saved_as = |i: usize| match &outcome.rows[i] {
+        RowOutcome::Saved {
+            contact, created, ..
+        } => (*contact, *created),
+        other => panic!("row {i}: {other:?}"),
+    };
+    assert_eq!(saved_as(0), (by_phone.id, false));
+    assert_eq!(saved_as(1), (by_psid.id, false));
+    assert!(
+        matches!(&outcome.rows[2], RowOutcome::Rejected(r) if r.contains("phone belongs to one contact and the messenger_psid to another"))
+    );
+    let (new, created) = saved_as(3);
+    assert!(created);
+    let (by_new_psid, created) = saved_as(4);
+    assert!(created);
+    // Matches two contacts made by this very batch: refused like existing ones.
+    assert!(matches!(&outcome.rows[5], RowOutcome::Rejected(_)));
+    assert_eq!(saved_as(6), (new, false));
+    assert!(matches!(
+        outcome.rows[7],
+        RowOutcome::Saved {
+            opt_in: OptInOutcome::OptedOutBefore(Channel::Whatsapp),
+            ..
+        }
+    ));
+    assert_eq!(outcome.added_to_list, 5);
+
+    // Matched contacts keep their addresses and merge the row's fields; the later row wins.
+    let merged = store.get_contact(by_phone.id).await.unwrap();
+    assert_eq!(merged.name.as_deref(), Some("Phone match"));
+    assert_eq!(merged.fields["plan"], "gold");
+    assert_eq!(merged.fields["batch"], "2");
+    let psid_holder = store.get_contact(by_psid.id).await.unwrap();
+    assert_eq!(psid_holder.phone, None);
+    let made = store.get_contact(new).await.unwrap();
+    assert_eq!(made.name.as_deref(), Some("New again"));
+    assert_eq!(made.fields["batch"], "8");
+    store.get_contact(by_new_psid).await.unwrap();
+
+    // Opt-ins are in the ledger with their evidence, except the opted-out contact's.
+    let ledger = store
+        .consent_events(new, Some(Channel::Whatsapp))
+        .await
+        .unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[0].source, ConsentSource::Import);
+    assert_eq!(ledger[0].actor, "token:test");
+    assert!(ledger
+        .iter()
+        .any(|e| e.evidence.as_deref() == Some("file.csv, line 5: web")));
+    let stopped_ledger = store.consent_events(stopped.id, None).await.unwrap();
+    assert_eq!(stopped_ledger.len(), 1);
+
+    // An import into a list that is gone writes nothing.
+    assert!(matches!(
+        store
+            .import_contacts(&rows[3..4], Some(ListId::new()), "token:test", now())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 both_backends!(
     members_by_id_page_in_contact_order,
     filters_select_contacts_in_one_statement,
+    an_import_batch_matches_contacts_by_any_address,
 );
