@@ -5,6 +5,7 @@ mod contacts;
 mod conversations;
 pub mod error;
 pub mod extract;
+mod lists;
 mod media;
 mod messages;
 mod senders;
@@ -63,6 +64,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(media::router())
         .merge(templates::router())
         .merge(consent::router())
+        .merge(lists::router())
         .merge(settings::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(system::root_router())

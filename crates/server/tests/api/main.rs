@@ -6,6 +6,7 @@ mod helpers;
 mod contacts;
 mod conversations;
 mod dispatch;
+mod lists;
 mod media;
 mod messages;
 mod policy;
