@@ -15,6 +15,7 @@ pub mod events;
 mod group_commit;
 pub mod idempotency;
 pub mod inbound;
+pub mod lists;
 pub mod media;
 pub mod messages;
 pub mod patch;

@@ -95,12 +95,12 @@ typed_id!(
     CampaignId
 );
 typed_id!(
-    /// A list of contacts (a phonebook) that campaigns send to.
-    ListId
-);
-typed_id!(
     /// A signed-in web session (its secret is never stored, only its hash).
     SessionId
+);
+typed_id!(
+    /// A contact list: the audience of a campaign.
+    ListId
 );
 
 #[cfg(test)]

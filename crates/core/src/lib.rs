@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod dlp;
 pub mod hours;
 pub mod ids;
+pub mod list;
 pub mod message;
 pub mod policy;
 pub mod retry;

@@ -9,8 +9,8 @@ use crate::rows::{at, ms, parse, parse_opt};
 use crate::{IdempotencyKey, Page, PageRequest, Result, Store, StoreError};
 
 #[derive(sqlx::FromRow)]
-struct ContactRow {
-    id: String,
+pub(crate) struct ContactRow {
+    pub(crate) id: String,
     name: Option<String>,
     phone: Option<String>,
     whatsapp_user_id: Option<String>,
@@ -23,7 +23,7 @@ struct ContactRow {
 }
 
 impl ContactRow {
-    fn into_contact(self) -> Result<Contact> {
+    pub(crate) fn into_contact(self) -> Result<Contact> {
         Ok(Contact {
             id: parse("contacts.id", &self.id)?,
             name: self.name,
@@ -39,7 +39,8 @@ impl ContactRow {
     }
 }
 
-const COLUMNS: &str = "id, name, phone, whatsapp_user_id, messenger_psid, locale, owner_id, \
+pub(crate) const COLUMNS: &str =
+    "id, name, phone, whatsapp_user_id, messenger_psid, locale, owner_id, \
     fields, created_at, updated_at";
 
 /// Filters for listing contacts.
@@ -324,7 +325,7 @@ fn owner_reference(error: sqlx::Error, contact: &Contact) -> StoreError {
     }
 }
 
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

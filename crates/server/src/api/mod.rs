@@ -6,6 +6,7 @@ mod contacts;
 mod conversations;
 pub mod error;
 pub mod extract;
+mod lists;
 mod media;
 mod messages;
 mod senders;
@@ -64,6 +65,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(media::router())
         .merge(templates::router())
         .merge(consent::router())
+        .merge(lists::router())
         .merge(settings::router())
         .merge(campaigns::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())

@@ -3,9 +3,11 @@
 
 mod helpers;
 
+mod campaigns;
 mod contacts;
 mod conversations;
 mod dispatch;
+mod lists;
 mod media;
 mod messages;
 mod policy;

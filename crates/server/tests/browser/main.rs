@@ -13,6 +13,7 @@ mod helpers;
 mod harness;
 
 mod admin;
+mod campaigns;
 
 mod inbox;
 mod phone;
