@@ -168,7 +168,7 @@ pub async fn create_campaign(
         Err(e) => return Err(AppError::Internal(e)),
     };
     if !store
-        .contact_list_exists(input.list_id)
+        .list_exists(input.list_id)
         .await
         .map_err(AppError::Internal)?
     {
@@ -333,10 +333,13 @@ pub(crate) async fn view(state: &AppState, id: CampaignId) -> Result<CampaignVie
         .map_err(AppError::Internal)?;
     let hopper = if counts.is_empty() && campaign.started_at.is_none() {
         let members = store
-            .campaign_list_size(id)
+            .count_list_members(campaign.list_id)
             .await
             .map_err(AppError::Internal)?;
-        Hopper::from_counts([(RecipientState::Fresh, members)])
+        Hopper::from_counts([(
+            RecipientState::Fresh,
+            i64::try_from(members).unwrap_or(i64::MAX),
+        )])
     } else {
         Hopper::from_counts(counts)
     };
@@ -447,13 +450,21 @@ pub async fn act(
 pub async fn list_choices(
     state: &AppState,
     principal: &Principal,
-) -> Result<Vec<(ListId, String, i64)>> {
+) -> Result<Vec<(ListId, String, u64)>> {
     principal.require(Permission::CampaignsWrite)?;
-    state
+    let page = state
         .store()
-        .contact_list_choices(200)
+        .list_lists(&PageRequest {
+            limit: 200,
+            ..Default::default()
+        })
         .await
-        .map_err(AppError::Internal)
+        .map_err(AppError::Internal)?;
+    Ok(page
+        .items
+        .into_iter()
+        .map(|l| (l.list.id, l.list.name, l.member_count))
+        .collect())
 }
 
 /// A page of recipients in hopper order with what happened to each.

@@ -73,7 +73,7 @@ async fn run(db: &TestDb, recipients: usize) -> anyhow::Result<()> {
         &client,
         "PATCH",
         &format!("{base}/api/v1/senders/{sender}"),
-        json!({"rate_limit_per_second": 1_000_000}),
+        json!({"rate_limit_per_second": 100_000}),
     )
     .await?;
     let template = call(
@@ -262,7 +262,9 @@ async fn fake_provider() -> FakeProvider {
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await });
     FakeProvider {
-        base: format!("http://{addr}"),
+        // The connectors add paths after the versioned base, as Meta's documentation writes
+        // them.
+        base: format!("http://{addr}/v23.0"),
         received,
     }
 }

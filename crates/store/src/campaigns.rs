@@ -243,37 +243,6 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a contact list with this id exists.
-    pub async fn contact_list_exists(&self, id: switchboard_core::ListId) -> Result<bool> {
-        let row: Option<(String,)> = read_pool!(self, |db| {
-            sqlx::query_as("SELECT id FROM contact_lists WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(db)
-                .await?
-        });
-        Ok(row.is_some())
-    }
-
-    /// The lists a campaign may be sent to, by name, with how many members each has (for a
-    /// form's choice).
-    pub async fn contact_list_choices(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<(switchboard_core::ListId, String, i64)>> {
-        let rows: Vec<(String, String, i64)> = read_pool!(self, |db| {
-            sqlx::query_as(
-                "SELECT l.id, l.name, (SELECT COUNT(*) FROM contact_list_members m \
-                 WHERE m.list_id = l.id) FROM contact_lists l ORDER BY l.name LIMIT $1",
-            )
-            .bind(limit)
-            .fetch_all(db)
-            .await?
-        });
-        rows.into_iter()
-            .map(|(id, name, n)| Ok((parse("contact_lists.id", &id)?, name, n)))
-            .collect()
-    }
-
     pub async fn get_campaign(&self, id: CampaignId) -> Result<Campaign> {
         let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1");
         let row: Option<CampaignRow> = read_pool!(self, |db| {
@@ -430,20 +399,6 @@ impl Store {
         rows.into_iter()
             .map(|(s, n)| Ok((parse("campaign_recipients.state", &s)?, n)))
             .collect()
-    }
-
-    /// How many members a campaign's list has now (its recipients before it starts).
-    pub async fn campaign_list_size(&self, id: CampaignId) -> Result<i64> {
-        let (n,): (i64,) = read_pool!(self, |db| {
-            sqlx::query_as(
-                "SELECT COUNT(*) FROM contact_list_members m JOIN campaigns c \
-                 ON c.list_id = m.list_id WHERE c.id = $1",
-            )
-            .bind(id.to_string())
-            .fetch_one(db)
-            .await?
-        });
-        Ok(n)
     }
 
     /// Claims up to `limit` due fresh recipients, in hopper order, until `now + lease`.

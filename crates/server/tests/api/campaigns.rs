@@ -652,7 +652,46 @@ async fn permanent_failures_fail_and_a_retry_run_tries_again(db: TestDb) {
     assert_eq!(fake.message_requests().len(), 4);
 }
 
+/// The sender's messaging-limit tier holds the campaign back once it has reached that many
+/// customers in a day (R8.4), and the campaign says so rather than skipping the rest.
+async fn the_messaging_limit_holds_a_campaign(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let fake = FakeGraph::start().await;
+    let sender = graph_sender(&app, &fake.api_base_url()).await;
+    offer_template(&app, &sender).await;
+    let list = imported_list(&app, "Five", 5).await;
+    let mut stored = app
+        .store()
+        .get_sender(sender.parse().unwrap())
+        .await
+        .unwrap();
+    stored.health.messaging_limit_tier = Some(2);
+    app.store().update_sender(&stored).await.unwrap();
+    // Written behind the app's back, as Meta's webhook would be on another node: the sender
+    // cache forgets it within two seconds.
+    tokio::time::sleep(StdDuration::from_millis(2100)).await;
+    let created = campaign(
+        &app,
+        json!({"name": "Limited", "sender_id": sender, "list_id": list,
+               "template": {"name": "spring_offer", "locale": "en"}, "start": true}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let held = wait_for(&app, &id, "held by the limit", |c| {
+        c["held"]["code"] == "messaging_limit_reached"
+            && c["hopper"]["pending"] == 2
+            && c["hopper"]["in_flight"] == 0
+    })
+    .await;
+    assert_eq!(held["hopper"]["fresh"], 3, "{held:#}");
+    assert_eq!(held["hopper"]["skipped"], 0);
+    assert!(held["held"]["until"].is_string());
+    tokio::time::sleep(StdDuration::from_millis(600)).await;
+    assert_eq!(fake.sent().len(), 2);
+}
+
 both_backends!(
+    the_messaging_limit_holds_a_campaign,
     a_campaign_sends_once_to_each_and_captures_answers,
     the_lifecycle_runs_on_the_clock,
     permanent_failures_fail_and_a_retry_run_tries_again,
