@@ -239,8 +239,9 @@ async fn the_demo_comes_alive(db: TestDb) {
     let feed = read_until(&rx, |l| l.contains("Dee Dubois (whatsapp) wrote: \"NO\""));
     assert!(feed.iter().any(|l| l.contains("is read")), "{feed:#?}");
     let client = reqwest::Client::new();
+    // Six customers with conversations, and 40 newsletter subscribers for the campaign.
     let contacts: serde_json::Value = client
-        .get(format!("{base}/api/v1/contacts"))
+        .get(format!("{base}/api/v1/contacts?limit=100"))
         .bearer_auth(&token)
         .send()
         .await
@@ -248,7 +249,20 @@ async fn the_demo_comes_alive(db: TestDb) {
         .json()
         .await
         .unwrap();
-    assert_eq!(contacts["items"].as_array().unwrap().len(), 6);
+    assert_eq!(contacts["items"].as_array().unwrap().len(), 46);
+    let campaigns: serde_json::Value = client
+        .get(format!("{base}/api/v1/campaigns"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let campaign = &campaigns["items"][0];
+    assert_eq!(campaign["name"], "Winter collection");
+    assert_eq!(campaign["state"], "running");
+    assert_eq!(campaign["hopper"]["total"], 40);
     terminate(child);
 
     let (child, rx) = start_demo(&db, dir.path());

@@ -67,6 +67,16 @@ async fn the_openapi_document_covers_every_route(db: TestDb) {
         ("/api/v1/conversations/{id}/transfer", &["post"]),
         ("/api/v1/conversations/{id}/read", &["post"]),
         ("/api/v1/events/stream", &["get"]),
+        ("/api/v1/campaigns", &["get", "post"]),
+        ("/api/v1/campaigns/{id}", &["get"]),
+        ("/api/v1/campaigns/{id}/start", &["post"]),
+        ("/api/v1/campaigns/{id}/pause", &["post"]),
+        ("/api/v1/campaigns/{id}/resume", &["post"]),
+        ("/api/v1/campaigns/{id}/stop", &["post"]),
+        ("/api/v1/campaigns/{id}/retry", &["post"]),
+        ("/api/v1/campaigns/{id}/recipients", &["get"]),
+        ("/api/v1/campaigns/{id}/answers", &["get"]),
+        ("/api/v1/campaigns/{id}/export", &["get"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (path, methods) in expected {
