@@ -66,14 +66,21 @@ async fn a_supervisor_runs_a_campaign() {
         .await
         .ok(200);
     }
-    // Twelve customers who signed up on the website, one of whom has since said stop.
+    // Twelve customers who signed up on the website: one has since said stop, and two never
+    // answer (so the campaign is still running, waiting for them, when it is paused).
     let mut contacts = Vec::new();
     for n in 0..12 {
+        let persona = if n == 4 || n == 8 {
+            "quiet"
+        } else {
+            "responsive"
+        };
         let id = app
             .post(
                 "/api/v1/contacts",
                 &app.admin,
-                json!({"name": format!("Customer {n}"), "phone": format!("+447700{n:06}")}),
+                json!({"name": format!("Customer {n}"), "phone": format!("+447700{n:06}"),
+                       "fields": {"sandbox_persona": persona}}),
             )
             .await
             .ok(201)["id"]
@@ -131,7 +138,12 @@ async fn a_supervisor_runs_a_campaign() {
     until(
         &browser,
         "everyone sent to",
-        &format!("{} === 11 && {} === 1", count("pending"), count("skipped")),
+        &format!(
+            "{} + {} === 11 && {} === 1",
+            count("pending"),
+            count("closed"),
+            count("skipped")
+        ),
     )
     .await;
     browser.screenshot("sent-live").await;
@@ -170,7 +182,7 @@ async fn a_supervisor_runs_a_campaign() {
     until(
         &browser,
         "every answer",
-        &format!("{} === 11", count("closed")),
+        &format!("{} === 9 && {} === 2", count("closed"), count("pending")),
     )
     .await;
     browser.goto(&browser_url(&browser).await).await;
