@@ -23,7 +23,7 @@ use switchboard_core::policy::{
     SenderFacts, Verdict, WindowState,
 };
 use switchboard_core::sender::DEFAULT_MEDIA_SIZE_LIMIT_BYTES;
-use switchboard_core::template::{contact_value, TemplateStatus};
+use switchboard_core::template::{contact_value, is_contact_path, TemplateStatus};
 use switchboard_core::validation::required_text;
 use switchboard_core::{
     CampaignId, Channel, ContactId, FieldError, ListId, MessageId, Permission, SenderId,
@@ -216,7 +216,7 @@ pub async fn create_campaign(
                         "unknown_variable",
                         format!("`{variable}` is not a variable of this template"),
                     ));
-                } else if !is_contact_path(path) {
+                } else if !is_contact_path(path.trim()) {
                     errors.push(FieldError::new(
                         format!("variable_mapping.{variable}"),
                         "invalid_mapping",
@@ -291,20 +291,6 @@ pub async fn create_campaign(
         value: view(state, campaign.id).await?,
         replayed: false,
     })
-}
-
-fn is_contact_path(path: &str) -> bool {
-    let path = path.trim();
-    matches!(
-        path,
-        "contact.name"
-            | "contact.phone"
-            | "contact.locale"
-            | "contact.whatsapp_user_id"
-            | "contact.messenger_psid"
-    ) || path
-        .strip_prefix("contact.fields.")
-        .is_some_and(|k| !k.is_empty())
 }
 
 async fn replay(state: &AppState, id: &str) -> Result<Created<CampaignView>> {

@@ -455,7 +455,7 @@ fn is_custom_field_key(key: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-fn is_contact_path(path: &str) -> bool {
+pub fn is_contact_path(path: &str) -> bool {
     match path.strip_prefix("contact.") {
         Some("name" | "phone" | "locale" | "whatsapp_user_id" | "messenger_psid") => true,
         Some(rest) => rest
