@@ -22,7 +22,6 @@ use switchboard_core::policy::{
     evaluate, Content, Decision, Origin, PolicyContext, Recipient, RefusalCode, SendRequest,
     SenderFacts, Verdict, WindowState,
 };
-use switchboard_core::sender::DEFAULT_MEDIA_SIZE_LIMIT_BYTES;
 use switchboard_core::template::{contact_value, is_contact_path, TemplateStatus};
 use switchboard_core::validation::required_text;
 use switchboard_core::{
@@ -826,7 +825,7 @@ impl CampaignRunner {
                     messaging_limit: sender.health.messaging_limit_tier,
                     business_initiated_recipients_24h: reach,
                     recipient_reached_24h: reached.contains(&contact.id),
-                    media_limit_bytes: DEFAULT_MEDIA_SIZE_LIMIT_BYTES,
+                    media_limit_bytes: state.media_limit_bytes(),
                 },
                 sender_permitted: true,
                 recipient: Recipient::Known(contact),

@@ -444,7 +444,7 @@ impl Dispatcher {
         if let Some(error) = self.still_allowed(state, facts, sender, message).await? {
             return Ok(failed(error));
         }
-        let request = match self.build(state, facts, sender, message).await? {
+        let mut request = match self.build(state, facts, sender, message).await? {
             Ok(request) => request,
             Err(reason) => {
                 return Ok(failed(MessageError {
@@ -475,10 +475,16 @@ impl Dispatcher {
             ProviderConfig::Sandbox => {
                 crate::sandbox::accept(state, sender, message, &request).await?
             }
-            _ => self
-                .send(sender, &request, messaging)
+            _ => match self
+                .provide_file(state, sender, message, &mut request)
                 .await
-                .map(|id| (id, Vec::new())),
+            {
+                Ok(()) => self
+                    .send(sender, &request, messaging)
+                    .await
+                    .map(|id| (id, Vec::new())),
+                Err(error) => Err(error),
+            },
         };
         match sent {
             Ok((provider_id, follow_ups)) => {
@@ -812,6 +818,23 @@ impl Dispatcher {
         Ok(Ok(request))
     }
 
+    /// A file we keep goes to the provider first (or as a signed link), just before the send:
+    /// a retry provides it afresh rather than trusting an id or a link that may have lapsed.
+    async fn provide_file(
+        &self,
+        state: &AppState,
+        sender: &Sender,
+        message: &Message,
+        request: &mut OutboundRequest,
+    ) -> std::result::Result<(), SendError> {
+        match (&message.media, &mut request.body) {
+            (Some(stored), OutboundBody::Media(outbound)) => {
+                crate::uploads::provide(state, &self.client, sender, stored, outbound).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Sends through the sender's provider; the provider's message id on success.
     async fn send(
         &self,
@@ -897,6 +920,7 @@ fn channel_media(media: &Media) -> out::Media {
     let base = match (&media.url, &media.provider_media_id) {
         (Some(url), _) => out::Media::link(kind, url.clone()),
         (None, Some(id)) => out::Media::id(kind, id.clone()),
+        // A file we keep: `provide_file` says where the provider finds it.
         (None, None) => out::Media::link(kind, String::new()),
     };
     let mut m = match &media.caption {

@@ -43,6 +43,13 @@ pub enum AppError {
         provider_code: Option<String>,
         detail: String,
     },
+    /// The request carries more than is allowed (a file over the media limit).
+    #[error("{detail}")]
+    TooLarge {
+        code: &'static str,
+        field: String,
+        detail: String,
+    },
     #[error("internal error")]
     Internal(#[source] StoreError),
 }

@@ -27,12 +27,13 @@ pub mod sessions;
 pub mod settings;
 mod state;
 pub mod templates;
+pub mod uploads;
 pub mod users;
 pub mod webhooks;
 
 pub use auth::Principal;
 pub(crate) use error::missing_reference;
 pub use error::AppError;
-pub use state::{AppState, Clock, ManualClock, SystemClock};
+pub use state::{AppState, Clock, ManualClock, StateOptions, SystemClock};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;

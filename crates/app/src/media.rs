@@ -111,7 +111,7 @@ struct Stored {
 }
 
 /// Removes a partial download unless it was moved into place.
-struct Partial(Option<PathBuf>);
+pub(crate) struct Partial(pub(crate) Option<PathBuf>);
 
 impl Drop for Partial {
     fn drop(&mut self) {
@@ -528,6 +528,11 @@ pub async fn open_media(
     sha256: &str,
 ) -> Result<OpenMedia> {
     principal.require(Permission::MessagesRead)?;
+    open_stored(state, sha256).await
+}
+
+/// Opens a stored file by its hash, for whoever has already been allowed to read it.
+pub(crate) async fn open_stored(state: &AppState, sha256: &str) -> Result<OpenMedia> {
     let not_found = AppError::NotFound { resource: "media" };
     if !is_sha256_name(sha256) {
         return Err(not_found);

@@ -15,7 +15,7 @@ use switchboard_core::policy::{
     evaluate, Content, Decision, FlowKind, Origin, PolicyContext, Recipient, SendRequest,
     SenderFacts, SystemPurpose, Verdict,
 };
-use switchboard_core::sender::{Sender as SenderIdentity, DEFAULT_MEDIA_SIZE_LIMIT_BYTES};
+use switchboard_core::sender::Sender as SenderIdentity;
 use switchboard_core::template::{MessageTag, Template};
 use switchboard_core::validation::required_text;
 use switchboard_core::{
@@ -82,8 +82,13 @@ pub struct TemplateSend {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MediaInput {
-    pub kind: MediaKind,
-    pub url: String,
+    /// How the file goes; for an uploaded file it defaults to what its type allows.
+    pub kind: Option<MediaKind>,
+    /// A public http(s) URL the provider fetches the file from...
+    pub url: Option<String>,
+    /// ...or a file uploaded with `POST /api/v1/media`, by its hash: exactly one of the two.
+    pub sha256: Option<String>,
+    /// Stated by the client for a URL; an uploaded file's own size is used instead.
     pub size_bytes: Option<i64>,
     pub caption: Option<String>,
     pub filename: Option<String>,
@@ -159,6 +164,7 @@ struct Facts {
     request: SendRequest,
     media: Option<MediaInput>,
     send_at: Option<OffsetDateTime>,
+    media_limit_bytes: i64,
 }
 
 impl Facts {
@@ -172,7 +178,7 @@ impl Facts {
                 messaging_limit: self.sender.health.messaging_limit_tier,
                 business_initiated_recipients_24h: self.reach.0,
                 recipient_reached_24h: self.reach.1,
-                media_limit_bytes: DEFAULT_MEDIA_SIZE_LIMIT_BYTES,
+                media_limit_bytes: self.media_limit_bytes,
             },
             sender_permitted: self.permitted,
             recipient: match (&self.contact, &self.to) {
@@ -267,14 +273,34 @@ fn parse_content(
         ));
     }
     let media = input.media.clone()?;
-    let url_ok = url_is_http(&media.url);
-    if !url_ok {
-        errors.push(FieldError::new(
-            "media.url",
-            "invalid_url",
-            "`media.url` must be an http or https URL",
-        ));
-        return None;
+    match (&media.url, &media.sha256) {
+        (Some(url), None) => {
+            if !url_is_http(url) {
+                errors.push(FieldError::new(
+                    "media.url",
+                    "invalid_url",
+                    "`media.url` must be an http or https URL",
+                ));
+                return None;
+            }
+            if media.kind.is_none() {
+                errors.push(FieldError::new(
+                    "media.kind",
+                    "required",
+                    "say what the linked file is: `image`, `document`, `audio`, `video` or `sticker`",
+                ));
+                return None;
+            }
+        }
+        (None, Some(_)) => {}
+        _ => {
+            errors.push(FieldError::new(
+                "media",
+                "invalid_media",
+                "give the file as exactly one of `media.url` or `media.sha256`",
+            ));
+            return None;
+        }
     }
     if media.size_bytes.is_some_and(|s| s < 0) {
         errors.push(FieldError::new(
@@ -286,7 +312,7 @@ fn parse_content(
     }
     Some((
         Content::Media {
-            kind: media.kind,
+            kind: media.kind.unwrap_or(MediaKind::Document),
             size_bytes: media.size_bytes,
             caption: media.caption.clone(),
         },
@@ -339,9 +365,28 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         ));
     }
     let content = parse_content(input, &mut errors);
-    let (Some((content, media)), true) = (content, errors.is_empty()) else {
+    let (Some((mut content, mut media)), true) = (content, errors.is_empty()) else {
         return Err(errors.into());
     };
+    // An uploaded file is what it is: its own size is checked against the limit, and its
+    // type decides how it goes unless the caller said.
+    if let (
+        Content::Media {
+            kind, size_bytes, ..
+        },
+        Some(m),
+    ) = (&mut content, &mut media)
+    {
+        if let Some(sha256) = m.sha256.as_deref() {
+            let file = crate::uploads::stored_media(state, sha256).await?;
+            let mime = file.mime_type.clone().unwrap_or_default();
+            *kind = m.kind.unwrap_or_else(|| MediaKind::for_mime_type(&mime));
+            *size_bytes = Some(file.size_bytes);
+            m.kind = Some(*kind);
+            m.size_bytes = Some(file.size_bytes);
+            m.mime_type = file.mime_type;
+        }
+    }
     let store = state.store();
 
     // The recipient.
@@ -505,6 +550,7 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         },
         media,
         send_at: input.send_at,
+        media_limit_bytes: state.media_limit_bytes(),
     })
 }
 
@@ -680,14 +726,14 @@ pub(crate) async fn send_as(
         (Content::Media { .. }, Some(m)) => (
             None,
             Some(Media {
-                kind: m.kind,
-                url: Some(m.url.trim().to_owned()),
+                kind: m.kind.unwrap_or(MediaKind::Document),
+                url: m.url.as_deref().map(|u| u.trim().to_owned()),
                 provider_media_id: None,
                 mime_type: m.mime_type.clone(),
                 filename: m.filename.clone(),
                 caption: allowed.text.clone(),
                 size_bytes: m.size_bytes,
-                sha256: None,
+                sha256: m.sha256.clone(),
                 provider_sha256: None,
                 download: None,
             }),

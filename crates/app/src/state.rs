@@ -17,6 +17,9 @@ use switchboard_core::time::truncate_to_millis;
 use switchboard_store::Store;
 use time::OffsetDateTime;
 
+/// The setting that holds the key signing links to uploaded files.
+const MEDIA_LINK_KEY_SETTING: &str = "media_link_key";
+
 /// How long a sender or setting read from the database is used before it is read again.
 const SENDER_CACHE_TTL: Duration = Duration::from_secs(2);
 
@@ -69,8 +72,6 @@ pub struct AppState {
 struct Inner {
     store: Store,
     clock: Arc<dyn Clock>,
-    /// Where files live (inbound media under `media/`), whichever database holds the rows.
-    data_dir: PathBuf,
     /// For calls to providers made by use cases (template submission); one client so that
     /// connections to the Graph API are reused. Media downloads have their own, without an
     /// overall timeout.
@@ -96,6 +97,31 @@ struct Inner {
     sends: std::sync::OnceLock<GroupCommit<(MessageId, String, StatusEvent), ()>>,
     /// Live updates for open inboxes (R5.7).
     live: tokio::sync::broadcast::Sender<crate::events::LiveEvent>,
+    options: StateOptions,
+    /// The key that signs links to uploaded files, read (or made) once from the settings.
+    media_link_key: tokio::sync::OnceCell<[u8; 32]>,
+}
+
+/// What the deployment decides, beyond the store and the clock.
+#[derive(Clone, Debug)]
+pub struct StateOptions {
+    /// Where files live (media under `media/`), whichever database holds the rows.
+    pub data_dir: PathBuf,
+    /// The largest file an outbound message may carry (R5.6).
+    pub media_limit_bytes: i64,
+    /// The address providers reach this server at (no trailing `/`): uploaded files are
+    /// handed to Twilio and Messenger as signed links under it.
+    pub public_url: Option<String>,
+}
+
+impl Default for StateOptions {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./switchboard-data"),
+            media_limit_bytes: switchboard_core::sender::DEFAULT_MEDIA_SIZE_LIMIT_BYTES,
+            public_url: None,
+        }
+    }
 }
 
 impl AppState {
@@ -105,11 +131,27 @@ impl AppState {
     }
 
     pub fn with_data_dir(store: Store, clock: Arc<dyn Clock>, data_dir: PathBuf) -> Self {
+        Self::with_options(
+            store,
+            clock,
+            StateOptions {
+                data_dir,
+                ..StateOptions::default()
+            },
+        )
+    }
+
+    pub fn with_options(store: Store, clock: Arc<dyn Clock>, options: StateOptions) -> Self {
+        let options = StateOptions {
+            public_url: options
+                .public_url
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            ..options
+        };
         Self {
             inner: Arc::new(Inner {
                 store,
                 clock,
-                data_dir,
                 http: reqwest::Client::builder()
                     .timeout(std::time::Duration::from_secs(30))
                     .build()
@@ -126,6 +168,8 @@ impl AppState {
                 sends: std::sync::OnceLock::new(),
                 // A watcher that falls this far behind skips ahead and reloads what it shows.
                 live: tokio::sync::broadcast::channel(4096).0,
+                options,
+                media_link_key: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -145,12 +189,48 @@ impl AppState {
     }
 
     pub fn data_dir(&self) -> &Path {
-        &self.inner.data_dir
+        &self.inner.options.data_dir
+    }
+
+    /// The largest file an outbound message may carry (R5.6).
+    pub fn media_limit_bytes(&self) -> i64 {
+        self.inner.options.media_limit_bytes
+    }
+
+    /// The address providers reach this server at, without a trailing `/`.
+    pub fn public_url(&self) -> Option<&str> {
+        self.inner.options.public_url.as_deref()
+    }
+
+    /// The key for links to uploaded files. Kept in the settings so that every node, and the
+    /// same node after a restart, signs and checks alike; made on first use.
+    pub(crate) async fn media_link_key(&self) -> Result<[u8; 32], StoreError> {
+        self.inner
+            .media_link_key
+            .get_or_try_init(|| async {
+                let fresh: [u8; 32] = rand::random();
+                let stored = self
+                    .inner
+                    .store
+                    .setting_or_insert(
+                        MEDIA_LINK_KEY_SETTING,
+                        &serde_json::Value::String(hex::encode(fresh)),
+                        self.now(),
+                    )
+                    .await?;
+                let key = stored
+                    .as_str()
+                    .and_then(|k| hex::decode(k).ok())
+                    .and_then(|k| <[u8; 32]>::try_from(k).ok());
+                Ok(key.unwrap_or(fresh))
+            })
+            .await
+            .copied()
     }
 
     /// Where inbound media are kept, one file per content hash.
     pub fn media_dir(&self) -> PathBuf {
-        self.inner.data_dir.join("media")
+        self.inner.options.data_dir.join("media")
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {

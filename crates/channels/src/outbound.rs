@@ -392,8 +392,70 @@ pub enum RequestBody {
     Json(serde_json::Value),
     /// `application/x-www-form-urlencoded`; names may repeat.
     Form(Vec<(String, String)>),
+    /// `multipart/form-data`: text fields, then one file (an upload).
+    Multipart(Multipart),
     /// No body (a `GET`).
     Empty,
+}
+
+/// A `multipart/form-data` body carrying one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Multipart {
+    pub fields: Vec<(String, String)>,
+    /// The file part's form name (`file` for the Graph API).
+    pub file_field: String,
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Multipart {
+    /// Derived from the file's hash, so the same upload encodes the same way every time, and
+    /// a boundary that a file would have to contain its own hash to break.
+    fn boundary(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(&self.bytes);
+        format!("switchboard-{}", hex::encode(&digest[..16]))
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let boundary = self.boundary();
+        let mut out = Vec::with_capacity(self.bytes.len() + 512);
+        for (name, value) in &self.fields {
+            out.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"\r\n\r\n{value}\r\n",
+                    quoted(name)
+                )
+                .as_bytes(),
+            );
+        }
+        out.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\n\
+                 Content-Type: {}\r\n\r\n",
+                quoted(&self.file_field),
+                quoted(&self.filename),
+                self.content_type.replace(['\r', '\n'], "")
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(&self.bytes);
+        out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        out
+    }
+}
+
+/// A name inside a quoted header parameter: quotes and line breaks would end it early.
+fn quoted(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\r' | '\n' => ' ',
+            c => c,
+        })
+        .collect()
 }
 
 impl RequestBody {
@@ -405,15 +467,20 @@ impl RequestBody {
                 .extend_pairs(pairs)
                 .finish()
                 .into_bytes(),
+            RequestBody::Multipart(multipart) => multipart.encode(),
             RequestBody::Empty => Vec::new(),
         }
     }
 
     /// The `Content-Type` to send, if the request has a body.
-    pub fn content_type(&self) -> Option<&'static str> {
+    pub fn content_type(&self) -> Option<String> {
         match self {
-            RequestBody::Json(_) => Some("application/json"),
-            RequestBody::Form(_) => Some("application/x-www-form-urlencoded"),
+            RequestBody::Json(_) => Some("application/json".to_owned()),
+            RequestBody::Form(_) => Some("application/x-www-form-urlencoded".to_owned()),
+            RequestBody::Multipart(multipart) => Some(format!(
+                "multipart/form-data; boundary={}",
+                multipart.boundary()
+            )),
             RequestBody::Empty => None,
         }
     }

@@ -9,7 +9,7 @@ use switchboard_core::template::{ButtonType, HeaderFormat, TemplateContent};
 use crate::outbound::{
     check_max, check_required, check_text, parse_json, str_field, BuildError, ButtonParameter,
     ButtonValue, Buttons, HeaderParameter, HttpRequest, List, Media, MediaKind, MediaSource,
-    OutboundBody, OutboundRequest, ParseError, Recipient, RequestBody, SendReceipt,
+    Multipart, OutboundBody, OutboundRequest, ParseError, Recipient, RequestBody, SendReceipt,
     TemplateMessage, TextParameter,
 };
 
@@ -785,6 +785,45 @@ pub fn whatsapp_media_info_request(
         headers: vec![("Authorization".into(), format!("Bearer {access_token}"))],
         body: RequestBody::Empty,
     })
+}
+
+/// `POST /{phone-number-id}/media`: uploads a file for sending by id (PROTOCOLS.md A.1, "Media
+/// upload"). Meta answers `{"id": "<MEDIA_ID>"}`; see [`parse_media_uploaded`].
+pub fn whatsapp_media_upload_request(
+    phone_number_id: &str,
+    access_token: &str,
+    file: UploadFile,
+) -> HttpRequest {
+    HttpRequest {
+        method: "POST",
+        path: format!("/{phone_number_id}/media"),
+        // Only the token: the body names its own multipart type and boundary.
+        headers: vec![("Authorization".into(), format!("Bearer {access_token}"))],
+        body: RequestBody::Multipart(Multipart {
+            fields: vec![
+                ("messaging_product".into(), "whatsapp".into()),
+                ("type".into(), file.content_type.clone()),
+            ],
+            file_field: "file".into(),
+            filename: file.filename,
+            content_type: file.content_type,
+            bytes: file.bytes,
+        }),
+    }
+}
+
+/// A file to upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadFile {
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The media id from an upload's answer.
+pub fn parse_media_uploaded(body: &[u8]) -> Result<String, ParseError> {
+    let v = parse_json(body)?;
+    str_field(&v["id"]).ok_or_else(|| ParseError("response has no `id`".into()))
 }
 
 /// Meta's description of a stored media file.

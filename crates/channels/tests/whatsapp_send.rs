@@ -52,7 +52,10 @@ fn transport_is_a_bearer_post_to_the_phone_numbers_messages() {
     assert_eq!(http.path, "/106540352242922/messages");
     assert_eq!(http.header("authorization"), Some("Bearer EAAtoken"));
     assert_eq!(http.header("Content-Type"), Some("application/json"));
-    assert_eq!(http.body.content_type(), Some("application/json"));
+    assert_eq!(
+        http.body.content_type().as_deref(),
+        Some("application/json")
+    );
 }
 
 #[test]
@@ -792,4 +795,47 @@ fn media_ids_cannot_leave_their_path() {
     for bad in ["", "../me", "1/messages", "1?fields=x", ".hidden", "1 2"] {
         assert!(whatsapp_media_info_request(bad, "t").is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn a_media_upload_is_one_multipart_form_with_the_file_last() {
+    use switchboard_channels::{parse_media_uploaded, whatsapp_media_upload_request, UploadFile};
+    let bytes = b"\x89PNG\r\n\x1a\n--not-a-boundary\r\n".to_vec();
+    let request = whatsapp_media_upload_request(
+        "106540352242922",
+        "EAAtoken",
+        UploadFile {
+            filename: "re\"ceipt.png".into(),
+            content_type: "image/png".into(),
+            bytes: bytes.clone(),
+        },
+    );
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/106540352242922/media");
+    // Only the token: a JSON content type here would contradict the body's own.
+    assert_eq!(request.headers.len(), 1);
+    assert_eq!(request.header("authorization"), Some("Bearer EAAtoken"));
+    let content_type = request.body.content_type().unwrap();
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .unwrap()
+        .to_owned();
+    // The same file encodes the same way every time.
+    assert_eq!(request.body.encode(), request.body.encode());
+    let mut expected = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"messaging_product\"\r\n\r\nwhatsapp\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nimage/png\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"re'ceipt.png\"\r\n\
+         Content-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    expected.extend_from_slice(&bytes);
+    expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    assert_eq!(request.body.encode(), expected);
+
+    assert_eq!(
+        parse_media_uploaded(br#"{"id":"1037543291543636"}"#).unwrap(),
+        "1037543291543636"
+    );
+    assert!(parse_media_uploaded(br#"{"success":true}"#).is_err());
 }

@@ -134,6 +134,28 @@ wire_enum!(
     }
 );
 
+impl MediaKind {
+    /// How a file of this MIME type is sent: the types WhatsApp shows as a picture, a video or
+    /// a sound go as such; anything else goes as a document, which every channel delivers.
+    pub fn for_mime_type(mime_type: &str) -> MediaKind {
+        let essence = mime_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "image/jpeg" | "image/png" => MediaKind::Image,
+            "image/webp" => MediaKind::Sticker,
+            "video/mp4" | "video/3gpp" => MediaKind::Video,
+            "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg" => {
+                MediaKind::Audio
+            }
+            _ => MediaKind::Document,
+        }
+    }
+}
+
 wire_enum!(
     /// Where Switchboard's own copy of an inbound file stands (R5.6).
     MediaDownloadStatus {
@@ -258,6 +280,23 @@ mod tests {
         ];
         for (from, to, allowed) in table {
             assert_eq!(from.can_advance_to(to), allowed, "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn files_go_as_the_kind_their_type_allows() {
+        let table = [
+            ("image/png", MediaKind::Image),
+            ("IMAGE/JPEG; charset=binary", MediaKind::Image),
+            ("image/webp", MediaKind::Sticker),
+            ("image/gif", MediaKind::Document),
+            ("video/mp4", MediaKind::Video),
+            ("audio/ogg; codecs=opus", MediaKind::Audio),
+            ("application/pdf", MediaKind::Document),
+            ("", MediaKind::Document),
+        ];
+        for (mime, kind) in table {
+            assert_eq!(MediaKind::for_mime_type(mime), kind, "{mime}");
         }
     }
 

@@ -113,6 +113,44 @@
       }
       form.addEventListener("input", render);
     });
+    wireAttachment();
+  }
+
+  function size(bytes) {
+    if (bytes >= 1000000) return (Math.floor(bytes / 100000) / 10) + " MB";
+    if (bytes >= 1000) return Math.floor(bytes / 1000) + " KB";
+    return bytes + " bytes";
+  }
+
+  // A chosen file is named with its size; one over the limit is refused before it is sent
+  // (the server refuses it too). With a file, the text is an optional caption.
+  function wireAttachment() {
+    var input = document.getElementById("reply-file");
+    var hint = document.getElementById("reply-file-hint");
+    var form = document.getElementById("reply-form");
+    if (!input || !hint || !form) return;
+    var text = form.querySelector("textarea");
+    var send = form.querySelector("button[type=submit]");
+    var limit = parseInt(input.getAttribute("data-limit"), 10);
+    input.addEventListener("change", function () {
+      var file = input.files && input.files[0];
+      hint.classList.remove("bad");
+      send.disabled = false;
+      if (!file) {
+        hint.textContent = hint.getAttribute("data-hint");
+        text.required = true;
+        return;
+      }
+      if (file.size > limit) {
+        hint.textContent = file.name + " is " + size(file.size) + ": attachments may be up to " + size(limit) + ".";
+        hint.classList.add("bad");
+        send.disabled = true;
+        return;
+      }
+      hint.textContent = file.name + " (" + size(file.size) + ")";
+      text.required = false;
+      text.placeholder = "Add a caption (optional)…";
+    });
   }
 
   function scrollThread() {

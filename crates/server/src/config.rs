@@ -37,6 +37,9 @@ pub struct RawConfig {
     /// Whether the sandbox's simulated customers act (deliver, read, answer) on what sandbox
     /// senders send (`SWITCHBOARD_SANDBOX_CUSTOMERS`). Off, their actions wait in the queue.
     pub sandbox_customers: bool,
+    /// The largest file, in bytes, that may be attached to an outbound message
+    /// (`SWITCHBOARD_MEDIA_LIMIT_BYTES`, R5.6); inbound files are kept whatever their size.
+    pub media_limit_bytes: u64,
 }
 
 impl Default for RawConfig {
@@ -51,6 +54,7 @@ impl Default for RawConfig {
             dispatch_lease_seconds: 60,
             dispatch_in_flight_grace_seconds: 120,
             sandbox_customers: true,
+            media_limit_bytes: switchboard_core::sender::DEFAULT_MEDIA_SIZE_LIMIT_BYTES as u64,
         }
     }
 }
@@ -87,6 +91,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub dispatch: switchboard_app::dispatch::DispatchSettings,
     pub sandbox_customers: bool,
+    pub media_limit_bytes: i64,
 }
 
 impl Config {
@@ -122,6 +127,7 @@ impl Config {
                         | "dispatch_lease_seconds"
                         | "dispatch_in_flight_grace_seconds"
                         | "sandbox_customers"
+                        | "media_limit_bytes"
                 );
                 known.then_some((key, v))
             })
@@ -140,6 +146,15 @@ impl Config {
                     other => problems.push(format!(
                         "SWITCHBOARD_{}={other:?}: expected true or false",
                         key.to_ascii_uppercase()
+                    )),
+                }
+                continue;
+            }
+            if key == "media_limit_bytes" {
+                match value.trim().parse::<u64>() {
+                    Ok(bytes) => figment = figment.merge(Serialized::default(&key, bytes)),
+                    Err(_) => problems.push(format!(
+                        "SWITCHBOARD_MEDIA_LIMIT_BYTES={value:?}: expected a whole number of bytes"
                     )),
                 }
                 continue;
@@ -225,6 +240,18 @@ impl Config {
         if raw.dispatch_lease_seconds == 0 {
             problems.push("dispatch_lease_seconds: must be at least 1".to_owned());
         }
+        // Up to 1 GiB: a file goes through memory once on its way to a provider.
+        let media_limit_bytes = match i64::try_from(raw.media_limit_bytes) {
+            Ok(bytes) if (1..=1 << 30).contains(&bytes) => bytes,
+            _ => {
+                problems.push(format!(
+                    "media_limit_bytes = {}: must be between 1 and {} bytes",
+                    raw.media_limit_bytes,
+                    1u64 << 30
+                ));
+                0
+            }
+        };
         let dispatch = switchboard_app::dispatch::DispatchSettings {
             lease: time::Duration::seconds(raw.dispatch_lease_seconds.into()),
             in_flight_grace: time::Duration::seconds(raw.dispatch_in_flight_grace_seconds.into()),
@@ -234,6 +261,7 @@ impl Config {
             listen: listen?,
             dispatch,
             sandbox_customers: raw.sandbox_customers,
+            media_limit_bytes,
             database_url,
             data_dir: raw.data_dir,
             public_url,
@@ -331,6 +359,30 @@ mod tests {
         .unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:#?}");
         assert!(problems[0].contains("SWITCHBOARD_DISPATCH_LEASE_SECONDS"));
+    }
+
+    #[test]
+    fn the_attachment_limit_is_configurable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchboard.toml");
+        std::fs::write(&file, "").unwrap();
+        let load = |value: &str| {
+            Config::load(
+                Some(&file),
+                env(&[("SWITCHBOARD_MEDIA_LIMIT_BYTES", value)]),
+                FlagOverrides::default(),
+            )
+        };
+        assert_eq!(load("5000000").unwrap().media_limit_bytes, 5_000_000);
+        let defaults = Config::load(Some(&file), env(&[]), FlagOverrides::default()).unwrap();
+        assert_eq!(defaults.media_limit_bytes, 2_500_000);
+        for bad in ["0", "big", "2000000000"] {
+            let problems = load(bad).unwrap_err();
+            assert_eq!(problems.len(), 1, "{bad}: {problems:#?}");
+            assert!(
+                problems[0].contains("media_limit_bytes") || problems[0].contains("MEDIA_LIMIT")
+            );
+        }
     }
 
     #[test]

@@ -89,7 +89,15 @@ pub async fn start(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(RunningServer, Option<String>)> {
     let store = open_store(config).await?;
-    let state = AppState::with_data_dir(store, clock, config.data_dir.clone());
+    let state = AppState::with_options(
+        store,
+        clock,
+        switchboard_app::StateOptions {
+            data_dir: config.data_dir.clone(),
+            media_limit_bytes: config.media_limit_bytes,
+            public_url: config.public_url.as_ref().map(|u| u.as_str().to_owned()),
+        },
+    );
     let bootstrap = switchboard_app::auth::bootstrap(
         &state,
         config.bootstrap_token.as_ref().map(|t| t.expose_secret()),

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// A write batched with others failed; each writer in the batch hears why.
     #[error("a batched write failed: {0}")]
     Batch(String),
+    /// A file beside the database (media) could not be written or read.
+    #[error("file system")]
+    Io(#[source] std::io::Error),
     #[error("migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }

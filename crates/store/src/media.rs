@@ -51,6 +51,27 @@ impl Store {
         )
     }
 
+    /// Records a file put under the media directory by an upload. The same bytes uploaded
+    /// twice are one file: the first row stands, and it is returned.
+    pub async fn record_media_file(&self, file: &MediaFile) -> Result<MediaFile> {
+        write_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO media_files (sha256, mime_type, size_bytes, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(&file.sha256)
+            .bind(&file.mime_type)
+            .bind(file.size_bytes)
+            .bind(ms(file.created_at))
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(self
+            .get_media_file(&file.sha256)
+            .await?
+            .unwrap_or_else(|| file.clone()))
+    }
+
     /// Finishes a download job, fenced on its lease, and records what it changed. Returns
     /// false, changing nothing, when the lease was taken over meanwhile.
     pub async fn complete_download(

@@ -33,4 +33,29 @@ impl Store {
         });
         Ok(())
     }
+
+    /// Stores `value` under `key` unless something is there already, and returns what is
+    /// there now: of several nodes racing to create a setting, one value wins for all.
+    pub async fn setting_or_insert(
+        &self,
+        key: &str,
+        value: &Value,
+        now: OffsetDateTime,
+    ) -> Result<Value> {
+        write_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(Json(value))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(self
+            .get_setting(key)
+            .await?
+            .unwrap_or_else(|| value.clone()))
+    }
 }

@@ -173,6 +173,11 @@ impl From<AppError> for ApiError {
                 e.problem.provider_code = provider_code;
                 e
             }
+            AppError::TooLarge {
+                code,
+                field,
+                detail,
+            } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, detail).with_field(field),
             AppError::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 ApiError::new(

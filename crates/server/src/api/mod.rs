@@ -7,7 +7,7 @@ mod conversations;
 pub mod error;
 pub mod extract;
 mod lists;
-mod media;
+pub(crate) mod media;
 mod messages;
 mod senders;
 mod settings;
@@ -78,6 +78,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = routes();
     router
+        .merge(media::public_router())
         .layer(Extension(Arc::new(openapi)))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {

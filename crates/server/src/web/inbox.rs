@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::header;
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -16,7 +17,8 @@ use switchboard_app::consent::{self, OptInRequestInput};
 use switchboard_app::conversations::{
     self, AssigneeFilter, ConversationDetail, ConversationQuery, ConversationView,
 };
-use switchboard_app::sending::{self, SendInput, TemplateSend};
+use switchboard_app::sending::{self, MediaInput, SendInput, TemplateSend};
+use switchboard_app::uploads::{Upload, UploadWriter};
 use switchboard_app::{AppError, AppState, Principal};
 use switchboard_core::consent::{check_opt_in_request, current_status, ConsentStatus};
 use switchboard_core::conversation::{self as workflow, Action, Actor, ConversationState};
@@ -24,6 +26,7 @@ use switchboard_core::message::{
     ChannelTemplateType, DeliveryStatus, Direction, MediaKind, Message,
 };
 use switchboard_core::policy::Verdict;
+use switchboard_core::sender::ProviderConfig;
 use switchboard_core::template::{MessageTag, Template as MessageTemplate, TemplateStatus};
 use switchboard_core::{Channel, ConversationId, Role, SenderId, UserId};
 use switchboard_store::conversations::ConversationSort;
@@ -54,7 +57,11 @@ pub fn router() -> Router<AppState> {
         .route("/inbox/{id}/unclaim", post(unclaim))
         .route("/inbox/{id}/close", post(close))
         .route("/inbox/{id}/transfer", post(transfer))
-        .route("/inbox/{id}/send", post(send))
+        .route(
+            "/inbox/{id}/send",
+            // A file is counted against the attachment limit as it arrives.
+            post(send).layer(DefaultBodyLimit::disable()),
+        )
         .route("/inbox/{id}/opt-in", post(request_opt_in))
         .route("/inbox/{id}/switch", post(switch_sender))
 }
@@ -185,6 +192,11 @@ struct Composer {
     opt_in: Option<String>,
     /// An SMS sender to offer when the contact has no WhatsApp.
     sms_offer: Option<String>,
+    /// Whether a file may go with a reply: the provider can be handed one.
+    attach: bool,
+    /// The attachment limit in bytes, and as people read it.
+    attach_limit: i64,
+    attach_limit_text: String,
 }
 
 #[derive(Template)]
@@ -256,6 +268,8 @@ fn error_text(code: &str) -> Option<&'static str> {
         "opted_out" => "The contact opted out of these messages.",
         "consent_required" => "The contact has not opted in to these messages.",
         "empty_message" => "Write a message first.",
+        "media_too_large" => "That file is larger than attachments may be. Send a smaller one.",
+        "empty_file" => "That file is empty.",
         "send_failed" => "The message could not be sent. Check the fields and try again.",
         _ => return None,
     })
@@ -828,6 +842,9 @@ async fn composer(
         recontact: None,
         opt_in: None,
         sms_offer: None,
+        attach: false,
+        attach_limit: state.media_limit_bytes(),
+        attach_limit_text: switchboard_app::uploads::human_size(state.media_limit_bytes()),
     };
     if let Some(refusal) = reply_refusal {
         composer.blocked = Some(match refusal {
@@ -849,6 +866,17 @@ async fn composer(
         .allowed_kinds
         .contains(&ChannelTemplateType::Session)
         && matches!(decision.verdict, Verdict::Allow(_));
+    // WhatsApp takes an upload; Twilio and Messenger fetch a link, which needs a public URL.
+    composer.attach = composer.free_text
+        && senders
+            .iter()
+            .find(|s| s.id == c.sender_id)
+            .is_some_and(|s| match s.provider {
+                ProviderConfig::WhatsappCloud(_) | ProviderConfig::Sandbox => true,
+                ProviderConfig::Twilio(_) | ProviderConfig::Messenger(_) => {
+                    state.public_url().is_some()
+                }
+            });
     let now = state.now();
     if !composer.free_text {
         composer.banner = Some(match (&decision.verdict, view.window.closes_at) {
@@ -1049,6 +1077,7 @@ fn refusal_code(error: &AppError) -> Option<&'static str> {
                 "template_required",
                 "opted_out",
                 "consent_required",
+                "media_too_large",
             ]
             .into_iter()
             .find(|c| *c == code.as_str())
@@ -1140,14 +1169,74 @@ async fn transfer(
     .await
 }
 
+/// The composer's form: plain, or multipart when it may carry a file.
+async fn read_send_form(
+    state: &AppState,
+    signed: &Signed,
+    request: Request,
+) -> WebResult<(FormData, Option<Result<Upload, AppError>>)> {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("multipart/form-data"));
+    if !multipart {
+        let form = FormData::from_request(request, state).await?;
+        form.check_csrf(signed)?;
+        return Ok((form, None));
+    }
+    let bad_upload = |e: axum::extract::multipart::MultipartError| {
+        WebError::BadRequest(format!("The upload could not be read: {e}"))
+    };
+    let mut multipart = Multipart::from_request(request, state)
+        .await
+        .map_err(|e| WebError::BadRequest(format!("The form could not be read: {e}")))?;
+    let mut pairs = Vec::new();
+    let mut upload = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(bad_upload)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name != "attachment" {
+            pairs.push((name, field.text().await.map_err(bad_upload)?));
+            continue;
+        }
+        // The CSRF token comes before the file in the form, so nothing is kept for a forged
+        // request; an empty file input is no attachment.
+        FormData::from_pairs(pairs.clone()).check_csrf(signed)?;
+        let mime_type = field.content_type().map(str::to_owned);
+        let filename = field.file_name().map(str::to_owned).unwrap_or_default();
+        if filename.is_empty() {
+            while field.chunk().await.map_err(bad_upload)?.is_some() {}
+            continue;
+        }
+        let mut writer = UploadWriter::start(state, &signed.0.principal).await?;
+        let received = crate::api::media::receive(&mut writer, &mut field)
+            .await
+            .map_err(bad_upload)?;
+        upload = Some(match received {
+            Ok(()) => {
+                writer
+                    .finish(state, mime_type.as_deref(), Some(&filename))
+                    .await
+            }
+            Err(refused) => Err(refused),
+        });
+    }
+    let form = FormData::from_pairs(pairs);
+    form.check_csrf(signed)?;
+    Ok((form, upload))
+}
+
 async fn send(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    form: FormData,
+    request: Request,
 ) -> WebResult<Redirect> {
-    form.check_csrf(&signed)?;
     let conversation = conversation_id(&id)?;
+    let (form, upload) = read_send_form(&state, &signed, request).await?;
+    if let Some(upload) = upload {
+        return send_file(&state, &signed, &id, conversation, &form, upload).await;
+    }
     let mut input = SendInput {
         conversation_id: Some(conversation),
         ..SendInput::default()
@@ -1185,6 +1274,67 @@ async fn send(
             },
         },
     }
+}
+
+/// Sends an attached file, the text as its caption. Audio and stickers carry no caption on
+/// any channel, so their text follows as a message of its own.
+async fn send_file(
+    state: &AppState,
+    signed: &Signed,
+    id: &str,
+    conversation: ConversationId,
+    form: &FormData,
+    upload: Result<Upload, AppError>,
+) -> WebResult<Redirect> {
+    let upload = match upload {
+        Ok(upload) => upload,
+        Err(AppError::TooLarge { code, .. }) => return Ok(back(id, form, Err(code))),
+        Err(AppError::Validation(errors))
+            if errors
+                .clone()
+                .into_errors()
+                .iter()
+                .any(|e| e.code == "empty_file") =>
+        {
+            return Ok(back(id, form, Err("empty_file")))
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let text = form.opt("text");
+    let captioned = !matches!(upload.kind, MediaKind::Audio | MediaKind::Sticker);
+    let file = SendInput {
+        conversation_id: Some(conversation),
+        media: Some(MediaInput {
+            kind: Some(upload.kind),
+            url: None,
+            sha256: Some(upload.sha256),
+            size_bytes: None,
+            caption: text.clone().filter(|_| captioned),
+            filename: upload.filename,
+            mime_type: None,
+        }),
+        ..SendInput::default()
+    };
+    let mut sends = vec![file];
+    if let Some(text) = text.filter(|_| !captioned) {
+        sends.push(SendInput {
+            conversation_id: Some(conversation),
+            text: Some(text),
+            ..SendInput::default()
+        });
+    }
+    for input in sends {
+        if let Err(e) = sending::send_message(state, &signed.0.principal, input, None).await {
+            return match refusal_code(&e) {
+                Some(code) => Ok(back(id, form, Err(code))),
+                None => match e {
+                    AppError::Validation(_) => Ok(back(id, form, Err("send_failed"))),
+                    other => Err(other.into()),
+                },
+            };
+        }
+    }
+    Ok(back(id, form, Ok("sent")))
 }
 
 fn form_pairs(form: &FormData) -> Vec<(String, String)> {

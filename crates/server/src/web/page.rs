@@ -338,6 +338,11 @@ impl<S: Send + Sync> FromRequest<S> for FormData {
 }
 
 impl FormData {
+    /// Fields read some other way (a multipart form's text parts).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        FormData(pairs)
+    }
+
     /// The field's value, trimmed; empty when absent.
     pub fn text(&self, name: &str) -> String {
         self.0

@@ -114,7 +114,7 @@ impl TestApp {
         .await
     }
 
-    async fn spawn_configured(
+    pub async fn spawn_configured(
         db: TestDb,
         clock: Arc<dyn Clock>,
         configure: impl FnOnce(&mut Config),
@@ -184,6 +184,46 @@ impl TestApp {
             status,
             headers,
             body,
+        }
+    }
+
+    /// Uploads a file as a browser's or curl's multipart form would, the file as `field`.
+    pub async fn upload(
+        &self,
+        token: &str,
+        field: &str,
+        filename: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Answer {
+        let boundary = "----test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nignored\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n\
+             Content-Type: {content_type}\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let response = self
+            .client
+            .post(format!("{}/api/v1/media", self.base))
+            .bearer_auth(token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("upload");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
         }
     }
 

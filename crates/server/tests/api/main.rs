@@ -17,6 +17,7 @@ mod senders;
 mod system;
 mod template_submission;
 mod tokens;
+mod uploads;
 mod users;
 mod web;
 mod webhooks;

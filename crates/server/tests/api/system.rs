@@ -42,6 +42,7 @@ async fn the_openapi_document_covers_every_route(db: TestDb) {
         ("/api/v1/messages", &["get", "post"]),
         ("/api/v1/messages/{id}", &["get"]),
         ("/api/v1/messages/inbound", &["post"]),
+        ("/api/v1/media", &["post"]),
         ("/api/v1/media/{sha256}", &["get"]),
         ("/api/v1/policy/check", &["post"]),
         ("/api/v1/templates", &["get", "post"]),

@@ -15,7 +15,7 @@ use crate::{sign_in, user};
 
 /// Waits until `condition` (a JavaScript expression) holds on the page. A script that cannot
 /// run yet (the page is between a form's post and its redirect) counts as not yet.
-async fn until(browser: &Browser, what: &str, condition: &str) {
+pub(crate) async fn until(browser: &Browser, what: &str, condition: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(45);
     let mut last = String::new();
     while std::time::Instant::now() < deadline {
@@ -47,7 +47,7 @@ async fn until_reloaded(browser: &Browser, what: &str, condition: &str) {
 }
 
 /// Claims the open conversation and waits until it shows as Sam's.
-async fn claim_as_sam(browser: &Browser) {
+pub(crate) async fn claim_as_sam(browser: &Browser) {
     browser.click("form[action$='/claim'] button").await;
     until(
         browser,
@@ -58,7 +58,7 @@ async fn claim_as_sam(browser: &Browser) {
 }
 
 /// Clicks the conversation row that names `who`.
-async fn open_row(browser: &Browser, who: &str) {
+pub(crate) async fn open_row(browser: &Browser, who: &str) {
     browser
         .run(&format!(
             "Array.from(document.querySelectorAll('a.conv')).find(a => a.innerText.includes('{who}')).click();"

@@ -13,6 +13,7 @@ mod helpers;
 mod harness;
 
 mod admin;
+mod attachments;
 mod campaigns;
 
 mod inbox;

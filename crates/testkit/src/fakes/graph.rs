@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -31,6 +31,8 @@ pub enum GraphEndpoint {
     MediaInfo,
     /// `GET` of the URL the media description gave.
     MediaDownload,
+    /// `POST /{version}/{phone-number-id}/media`.
+    MediaUpload,
 }
 
 impl GraphEndpoint {
@@ -40,6 +42,7 @@ impl GraphEndpoint {
             GraphEndpoint::MessageTemplates => "message_templates",
             GraphEndpoint::MediaInfo => "media_info",
             GraphEndpoint::MediaDownload => "media_download",
+            GraphEndpoint::MediaUpload => "media_upload",
         }
     }
 }
@@ -65,10 +68,28 @@ struct MediaFile {
     mime_type: String,
 }
 
+/// A file uploaded to `/{phone-number-id}/media`, as the multipart form carried it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadedGraphMedia {
+    /// The media id the fake answered with.
+    pub id: String,
+    pub phone_number_id: String,
+    /// The form's `messaging_product` and `type` fields.
+    pub messaging_product: Option<String>,
+    pub type_field: Option<String>,
+    /// The file part's name, file name and `Content-Type`.
+    pub file_field: String,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+    pub authorization: Option<String>,
+}
+
 #[derive(Default)]
 struct GraphState {
     base: String,
     sent: Vec<SentGraphMessage>,
+    uploads: Vec<UploadedGraphMedia>,
     media: HashMap<String, MediaFile>,
     templates: u64,
 }
@@ -135,6 +156,11 @@ impl FakeGraph {
     /// Waits (boundedly) until `count` message sends have arrived, answered or not.
     pub async fn wait_for_messages(&self, count: usize, within: Duration) -> Vec<Recorded> {
         self.core.wait_for(count, is_messages_request, within).await
+    }
+
+    /// The files uploaded, in order.
+    pub fn uploads(&self) -> Vec<UploadedGraphMedia> {
+        lock(&self.state).uploads.clone()
     }
 
     /// Serves `bytes` as the media `media_id`.
@@ -298,6 +324,77 @@ impl FakeGraph {
             .into_response()
     }
 
+    /// Reads the upload with axum's multipart parser (multer), not ours, so that what our
+    /// encoder writes is checked by another implementation, as Meta's would.
+    async fn accept_upload(&self, account: &str, request: &Recorded, body: Bytes) -> Response {
+        let mut http = axum::http::Request::builder().method("POST").uri("/");
+        if let Some(content_type) = request.header("content-type") {
+            http = http.header("content-type", content_type);
+        }
+        let Ok(http) = http.body(axum::body::Body::from(body)) else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        let invalid = |detail: String| {
+            Reply::new(400, graph_error(100, &format!("(#100) {detail}"), None)).into_response()
+        };
+        let mut form = match axum::extract::Multipart::from_request(http, &()).await {
+            Ok(form) => form,
+            Err(e) => return invalid(format!("Invalid multipart body: {e}")),
+        };
+        let mut upload = UploadedGraphMedia {
+            id: String::new(),
+            phone_number_id: account.to_owned(),
+            messaging_product: None,
+            type_field: None,
+            file_field: String::new(),
+            filename: None,
+            content_type: None,
+            bytes: Vec::new(),
+            authorization: request.authorization().map(str::to_owned),
+        };
+        loop {
+            let field = match form.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) => return invalid(format!("Invalid multipart body: {e}")),
+            };
+            let name = field.name().unwrap_or_default().to_owned();
+            if field.file_name().is_some() {
+                upload.file_field = name;
+                upload.filename = field.file_name().map(str::to_owned);
+                upload.content_type = field.content_type().map(str::to_owned);
+                match field.bytes().await {
+                    Ok(bytes) => upload.bytes = bytes.to_vec(),
+                    Err(e) => return invalid(format!("Invalid multipart body: {e}")),
+                }
+                continue;
+            }
+            let value = field.text().await.unwrap_or_default();
+            match name.as_str() {
+                "messaging_product" => upload.messaging_product = Some(value),
+                "type" => upload.type_field = Some(value),
+                _ => {}
+            }
+        }
+        if upload.messaging_product.as_deref() != Some("whatsapp") {
+            return invalid("The parameter messaging_product is required.".to_owned());
+        }
+        if upload.file_field != "file" || upload.bytes.is_empty() {
+            return invalid("The parameter file is required.".to_owned());
+        }
+        let mut state = lock(&self.state);
+        upload.id = (1_037_543_291_543_636_u64 + state.uploads.len() as u64).to_string();
+        state.media.insert(
+            upload.id.clone(),
+            MediaFile {
+                bytes: upload.bytes.clone(),
+                mime_type: upload.content_type.clone().unwrap_or_default(),
+            },
+        );
+        state.uploads.push(upload.clone());
+        axum::Json(json!({"id": upload.id})).into_response()
+    }
+
     fn media_info(&self, media_id: &str) -> Response {
         let state = lock(&self.state);
         let Some(file) = state.media.get(media_id) else {
@@ -348,6 +445,7 @@ async fn handle(
     let endpoint = match (&method, segments.as_slice()) {
         (&Method::POST, [_, _, "messages"]) => GraphEndpoint::Messages,
         (&Method::POST, [_, _, "message_templates"]) => GraphEndpoint::MessageTemplates,
+        (&Method::POST, [_, _, "media"]) => GraphEndpoint::MediaUpload,
         (&Method::GET, ["whatsapp_business", "attachments", ""]) => GraphEndpoint::MediaDownload,
         (&Method::GET, [_, _]) => GraphEndpoint::MediaInfo,
         _ => {
@@ -373,6 +471,7 @@ async fn handle(
             GraphEndpoint::MessageTemplates => fake.accept_template(&request),
             GraphEndpoint::MediaInfo => fake.media_info(segments[1]),
             GraphEndpoint::MediaDownload => fake.media_download(request.query_param("mid")),
+            GraphEndpoint::MediaUpload => fake.accept_upload(segments[1], &request, body).await,
         },
     };
     fake.core.pause(delay).await;

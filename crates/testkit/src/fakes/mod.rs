@@ -19,7 +19,7 @@ use serde_json::Value;
 
 pub use graph::{
     escape_non_ascii, graph_error, meta_webhook, FakeGraph, GraphEndpoint, SentGraphMessage,
-    DISPLAY_PHONE_NUMBER, WABA_ID,
+    UploadedGraphMedia, DISPLAY_PHONE_NUMBER, WABA_ID,
 };
 pub use twilio::{twilio_error, twilio_webhook, FakeTwilio, SentSms};
 
