@@ -485,6 +485,26 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         .get_sender(sender_id)
         .await
         .map_err(crate::missing_reference("sender_id", "sender"))?;
+    // Messenger attachments carry no caption and there are no sticker attachments: an
+    // uploaded WebP (taken for a sticker) goes as an image there; a caption is refused now
+    // rather than failing at the provider later.
+    if let (Channel::Messenger, Content::Media { kind, caption, .. }, Some(m)) =
+        (sender.channel, &mut content, &mut media)
+    {
+        if caption.as_deref().is_some_and(|c| !c.trim().is_empty()) {
+            return Err(FieldError::new(
+                "media.caption",
+                "caption_not_supported",
+                "Messenger attachments carry no caption: send the text as a message of its own",
+            )
+            .into());
+        }
+        let stated = input.media.as_ref().and_then(|m| m.kind);
+        if *kind == MediaKind::Sticker && m.sha256.is_some() && stated.is_none() {
+            *kind = MediaKind::Image;
+            m.kind = Some(MediaKind::Image);
+        }
+    }
     // A written address must suit the sender's channel (R1.4) even when it names a contact
     // known by another address too: the policy then judges it as written.
     if let Some(to) = &input.to {

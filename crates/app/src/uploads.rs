@@ -104,7 +104,9 @@ impl UploadWriter {
             tokio::fs::rename(&self.path, &target).await.map_err(disk)?;
             self.partial.0 = None;
         }
+        // The type without its parameters (`text/plain; charset=utf-8` is `text/plain`).
         let mime_type = mime_type
+            .and_then(|m| m.split(';').next())
             .map(|m| m.trim().to_ascii_lowercase())
             .filter(|m| is_mime_type(m))
             .unwrap_or_else(|| "application/octet-stream".to_owned());
@@ -278,7 +280,10 @@ pub(crate) async fn provide(
                 &c.phone_number_id,
                 c.access_token.expose(),
                 switchboard_channels::UploadFile {
-                    filename: stored.filename.clone().unwrap_or_else(|| sha256.to_owned()),
+                    filename: stored
+                        .filename
+                        .clone()
+                        .unwrap_or_else(|| default_filename(sha256, stored.mime_type.as_deref())),
                     content_type,
                     bytes,
                 },
@@ -321,13 +326,38 @@ pub(crate) async fn provide(
     }
 }
 
+/// A name for a file sent without one: its hash, with the extension its type usually has, so
+/// that the customer's phone knows how to open it.
+fn default_filename(sha256: &str, mime_type: Option<&str>) -> String {
+    let extension = match mime_type.unwrap_or_default() {
+        "image/jpeg" => ".jpg",
+        "image/png" => ".png",
+        "image/webp" => ".webp",
+        "video/mp4" => ".mp4",
+        "video/3gpp" => ".3gp",
+        "audio/mpeg" => ".mp3",
+        "audio/ogg" => ".ogg",
+        "audio/aac" => ".aac",
+        "audio/amr" => ".amr",
+        "audio/mp4" => ".m4a",
+        "application/pdf" => ".pdf",
+        "text/plain" => ".txt",
+        _ => "",
+    };
+    format!("{}{extension}", &sha256[..sha256.len().min(16)])
+}
+
+/// The file's bytes. Files live in the data directory of the node that took the upload, so
+/// several nodes share one `data_dir`; a node without the file leaves the send to be tried
+/// again (by itself later, or by another node).
 async fn read_file(state: &AppState, sha256: &str) -> std::result::Result<Vec<u8>, SendError> {
     tokio::fs::read(state.media_dir().join(sha256))
         .await
-        .map_err(|e| {
-            crate::provider::invalid(format!(
-                "the file {sha256} is not in this node's data directory: {e}"
-            ))
+        .map_err(|e| SendError::Retryable {
+            after: None,
+            scope: RetryScope::Message,
+            provider_code: None,
+            reason: format!("the file {sha256} is not in this node's data directory: {e}"),
         })
 }
 

@@ -451,7 +451,7 @@ fn quoted(value: &str) -> String {
     value
         .chars()
         .map(|c| match c {
-            '"' => '\'',
+            '"' | '\\' => '\'',
             '\r' | '\n' => ' ',
             c => c,
         })

@@ -132,13 +132,14 @@
     var text = form.querySelector("textarea");
     var send = form.querySelector("button[type=submit]");
     var limit = parseInt(input.getAttribute("data-limit"), 10);
+    var placeholder = text.placeholder;
     input.addEventListener("change", function () {
       var file = input.files && input.files[0];
       hint.classList.remove("bad");
       send.disabled = false;
+      text.placeholder = placeholder;
       if (!file) {
         hint.textContent = hint.getAttribute("data-hint");
-        text.required = true;
         return;
       }
       if (file.size > limit) {
@@ -148,7 +149,6 @@
         return;
       }
       hint.textContent = file.name + " (" + size(file.size) + ")";
-      text.required = false;
       text.placeholder = "Add a caption (optional)…";
     });
   }

@@ -118,7 +118,7 @@ pub async fn start(
         .as_ref()
         .is_some_and(|u| u.scheme() == "https");
     let app = api::app(state.clone())
-        .merge(web::router(secure_cookies).with_state(state.clone()))
+        .merge(web::router(secure_cookies, config.media_limit_bytes).with_state(state.clone()))
         .merge(webhooks::router(config.public_url.clone()).with_state(state.clone()))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(

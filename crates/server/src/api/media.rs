@@ -61,8 +61,15 @@ struct UploadForm {
 async fn upload_media(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<Upload>)> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_content_type",
+            format!("send the file as multipart/form-data: {e}"),
+        )
+    })?;
     let unreadable = |e: axum::extract::multipart::MultipartError| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -49,7 +49,13 @@ fn conversation_id(raw: &str) -> WebResult<ConversationId> {
 /// How much of the contact's history the conversation view shows.
 const HISTORY: u32 = 200;
 
-pub fn router() -> Router<AppState> {
+/// Room in the composer's form beside its file: the reply's text and the hidden fields.
+const FORM_ALLOWANCE: usize = 1 << 20;
+
+pub fn router(media_limit_bytes: i64) -> Router<AppState> {
+    let form_limit = usize::try_from(media_limit_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(FORM_ALLOWANCE);
     Router::new()
         .route("/inbox", get(list_page))
         .route("/inbox/{id}", get(conversation_page))
@@ -59,8 +65,9 @@ pub fn router() -> Router<AppState> {
         .route("/inbox/{id}/transfer", post(transfer))
         .route(
             "/inbox/{id}/send",
-            // A file is counted against the attachment limit as it arrives.
-            post(send).layer(DefaultBodyLimit::disable()),
+            // A file is counted against the attachment limit as it arrives; the form as a
+            // whole is bounded a little above it.
+            post(send).layer(DefaultBodyLimit::max(form_limit)),
         )
         .route("/inbox/{id}/opt-in", post(request_opt_in))
         .route("/inbox/{id}/switch", post(switch_sender))
@@ -1199,6 +1206,10 @@ async fn read_send_form(
             pairs.push((name, field.text().await.map_err(bad_upload)?));
             continue;
         }
+        // One file a reply: a second part is not kept.
+        if upload.is_some() {
+            continue;
+        }
         // The CSRF token comes before the file in the form, so nothing is kept for a forged
         // request; an empty file input is no attachment.
         FormData::from_pairs(pairs.clone()).check_csrf(signed)?;
@@ -1209,17 +1220,29 @@ async fn read_send_form(
             continue;
         }
         let mut writer = UploadWriter::start(state, &signed.0.principal).await?;
-        let received = crate::api::media::receive(&mut writer, &mut field)
-            .await
-            .map_err(bad_upload)?;
-        upload = Some(match received {
-            Ok(()) => {
-                writer
-                    .finish(state, mime_type.as_deref(), Some(&filename))
-                    .await
+        let received = crate::api::media::receive(&mut writer, &mut field).await;
+        match received {
+            Ok(Ok(())) => {
+                upload = Some(
+                    writer
+                        .finish(state, mime_type.as_deref(), Some(&filename))
+                        .await,
+                );
             }
-            Err(refused) => Err(refused),
-        });
+            // Refused, or cut off at the form's bound (which only a file over the limit
+            // reaches): the fields before the file are all the answer needs.
+            Ok(Err(refused)) => {
+                upload = Some(Err(refused));
+                break;
+            }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                upload = Some(Err(switchboard_app::uploads::too_large(
+                    state.media_limit_bytes(),
+                )));
+                break;
+            }
+            Err(e) => return Err(bad_upload(e)),
+        }
     }
     let form = FormData::from_pairs(pairs);
     form.check_csrf(signed)?;
@@ -1301,7 +1324,20 @@ async fn send_file(
         Err(other) => return Err(other.into()),
     };
     let text = form.opt("text");
-    let captioned = !matches!(upload.kind, MediaKind::Audio | MediaKind::Sticker);
+    // Messenger attachments carry no caption either.
+    let (_, sender) = state
+        .store()
+        .conversation_pair(conversation)
+        .await
+        .map_err(|_| WebError::NotFound("That conversation does not exist.".to_owned()))?;
+    let messenger = state
+        .store()
+        .get_sender(sender)
+        .await
+        .map_err(AppError::Internal)?
+        .channel
+        == Channel::Messenger;
+    let captioned = !messenger && !matches!(upload.kind, MediaKind::Audio | MediaKind::Sticker);
     let file = SendInput {
         conversation_id: Some(conversation),
         media: Some(MediaInput {

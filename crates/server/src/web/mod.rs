@@ -25,12 +25,14 @@ pub use page::WebConfig;
 
 /// The pages' routes. `secure_cookies` marks the cookies `Secure`, for a server reached over
 /// https (the public URL says so).
-pub fn router(secure_cookies: bool) -> Router<AppState> {
+/// The pages. `media_limit_bytes` is the attachment limit: the composer's form may carry a
+/// file that large and a little more.
+pub fn router(secure_cookies: bool, media_limit_bytes: i64) -> Router<AppState> {
     Router::new()
         .route("/", get(auth::root))
         .merge(auth::router())
         .merge(assets::router())
-        .merge(inbox::router())
+        .merge(inbox::router(media_limit_bytes))
         .merge(users::router())
         .merge(senders::router())
         .merge(templates::router())

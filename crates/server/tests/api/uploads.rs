@@ -254,15 +254,19 @@ async fn uploads_are_checked_against_the_configured_limit(db: TestDb) {
     app.upload(&app.admin, "document", "a.txt", "text/plain", b"abc")
         .await
         .problem(422, "required");
-    // A type that is not one is kept as a plain document.
-    let odd = app
+    // A type's parameters are dropped; a type that is not one is kept as a plain document.
+    let plain = app
         .upload(
             &app.admin,
             "file",
-            "a.bin",
-            "text/html; charset=utf-8",
-            b"<p>",
+            "a.txt",
+            "text/plain; charset=utf-8",
+            b"notes",
         )
+        .await;
+    assert_eq!(plain.ok(201)["mime_type"], "text/plain");
+    let odd = app
+        .upload(&app.admin, "file", "a.bin", "text html", b"<p>")
         .await;
     assert_eq!(odd.ok(201)["mime_type"], "application/octet-stream");
     assert_eq!(odd.body["kind"], "document");
@@ -301,7 +305,13 @@ async fn uploads_are_checked_against_the_configured_limit(db: TestDb) {
 }
 
 async fn twilio_fetches_an_uploaded_file_by_a_signed_link(db: TestDb) {
-    let app = TestApp::spawn_with_public_url(db, PUBLIC_URL).await;
+    let clock = std::sync::Arc::new(switchboard_app::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let app = TestApp::spawn_configured(db, clock.clone(), |config| {
+        config.public_url = Some(PUBLIC_URL.parse().unwrap())
+    })
+    .await;
     let account_sid = format!("AC{}", "d".repeat(32));
     let fake = FakeTwilio::start(&account_sid, "twilio-auth-token").await;
     let sender = id_of(app.post("/api/v1/senders", &app.admin, json!({"channel": "sms", "name": "Number",
@@ -352,7 +362,27 @@ async fn twilio_fetches_an_uploaded_file_by_a_signed_link(db: TestDb) {
     assert_eq!(fetched.headers()["content-type"], "image/jpeg");
     assert!(fetched.bytes().await.unwrap().as_ref() == bytes.as_slice());
 
-    // A link altered in any part, or none at all, opens nothing.
+    // A link altered in any part, or none at all, opens nothing: another kept file with this
+    // file's signature, a later expiry, one digit of the signature changed.
+    let other = app
+        .upload(
+            &app.admin,
+            "file",
+            "other.jpg",
+            "image/jpeg",
+            &picture(3_000),
+        )
+        .await
+        .ok(201)["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let signature = local.split("signature=").nth(1).unwrap().to_owned();
+    let flipped = {
+        let mut chars: Vec<char> = signature.chars().collect();
+        chars[10] = if chars[10] == '0' { '1' } else { '0' };
+        chars.into_iter().collect::<String>()
+    };
     let expires: i64 = local
         .split("expires=")
         .nth(1)
@@ -363,12 +393,12 @@ async fn twilio_fetches_an_uploaded_file_by_a_signed_link(db: TestDb) {
         .parse()
         .unwrap();
     let tampered = [
-        local.replace("signature=", "signature=00"),
+        local.replace(&signature, &flipped),
         local.replace(
             &format!("expires={expires}"),
             &format!("expires={}", expires + 3600),
         ),
-        local.replace(&sha, &"a".repeat(64)),
+        local.replace(&sha, &other),
         format!("{}/media/{sha}", app.base),
     ];
     for url in tampered {
@@ -376,10 +406,82 @@ async fn twilio_fetches_an_uploaded_file_by_a_signed_link(db: TestDb) {
         assert_eq!(answer.status(), 404, "{url}");
     }
 
-    // The link is signed with a key every node shares: after a restart it still opens.
+    // A link lasts a day.
+    clock.advance(time::Duration::hours(24) + time::Duration::seconds(1));
+    assert_eq!(app.client.get(&local).send().await.unwrap().status(), 404);
+    // It is signed with a key kept in the database, which every node shares: after a restart
+    // (on the real clock again) it opens as before.
     let app = app.restart().await;
     let local = link.replacen(PUBLIC_URL, &app.base, 1);
     assert_eq!(app.client.get(&local).send().await.unwrap().status(), 200);
+}
+
+async fn messenger_gets_a_link_and_no_caption(db: TestDb) {
+    let app = TestApp::spawn_with_public_url(db, PUBLIC_URL).await;
+    let fake = FakeGraph::start().await;
+    let page = id_of(app.post("/api/v1/senders", &app.admin, json!({"channel": "messenger", "name": "Page", "provider": {
+            "kind": "messenger", "page_id": "1234567890", "page_access_token": "EAAGpage",
+            "app_secret": APP_SECRET, "verify_token": "page-verify", "api_base_url": fake.api_base_url()}}))
+        .await
+        .ok(201));
+    let contact = customer(&app, &page, "1254459154682919").await;
+    // A WebP picture: a sticker to WhatsApp, an image to Messenger, which has no stickers.
+    let kept = app
+        .upload(
+            &app.admin,
+            "file",
+            "lamp.webp",
+            "image/webp",
+            &picture(4_000),
+        )
+        .await
+        .ok(201)
+        .clone();
+    assert_eq!(kept["kind"], "sticker");
+    let sha = kept["sha256"].as_str().unwrap().to_owned();
+    let captioned = app
+        .post(
+            "/api/v1/messages",
+            &app.admin,
+            json!({"sender_id": page, "contact_id": contact,
+                   "media": {"sha256": sha, "caption": "Is this it?"}}),
+        )
+        .await;
+    assert_eq!(
+        captioned.problem(422, "caption_not_supported")["field"],
+        "media.caption"
+    );
+    let message = app
+        .post(
+            "/api/v1/messages",
+            &app.admin,
+            json!({"sender_id": page, "contact_id": contact, "media": {"sha256": sha}}),
+        )
+        .await
+        .ok(202)
+        .clone();
+    assert_eq!(message["media"]["kind"], "image");
+    status_of(&app, &id_of(&message), "sent").await;
+    let sent = fake.message_requests();
+    assert_eq!(sent.len(), 1);
+    let body = sent[0].json();
+    assert_eq!(body["message"]["attachment"]["type"], "image");
+    let url = body["message"]["attachment"]["payload"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        url.starts_with(&format!("{PUBLIC_URL}/media/{sha}?expires=")),
+        "{url}"
+    );
+    let fetched = app
+        .client
+        .get(url.replacen(PUBLIC_URL, &app.base, 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.headers()["content-type"], "image/webp");
 }
 
 async fn without_a_public_url_a_link_provider_fails_the_file_clearly(db: TestDb) {
@@ -427,5 +529,6 @@ both_backends!(
     whatsapp_uploads_the_file_and_sends_it_by_id,
     uploads_are_checked_against_the_configured_limit,
     twilio_fetches_an_uploaded_file_by_a_signed_link,
+    messenger_gets_a_link_and_no_caption,
     without_a_public_url_a_link_provider_fails_the_file_clearly,
 );

@@ -439,6 +439,119 @@ async fn cookies_are_secure_behind_https(db: TestDb) {
         .ends_with("; Secure"));
 }
 
+/// A multipart body with the given text fields, then a file as `attachment`.
+fn multipart(fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> (String, Vec<u8>) {
+    let boundary = "----web-test-boundary-4f1c";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    let (filename, content_type, bytes) = file;
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"attachment\"; \
+             filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The composer's file goes only with the page's token, and then with the text as its caption.
+async fn a_composer_attachment_needs_the_token(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    user_with_password(&app, "root@example.com", "admin").await;
+    let sender = app.sandbox_sender("whatsapp").await;
+    let inbound = app
+        .post(
+            "/api/v1/messages/inbound",
+            &app.admin,
+            json!({"sender_id": sender, "from": "+442079460958", "text": "Photo please"}),
+        )
+        .await;
+    let conversation = inbound.ok(201)["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (session, csrf) = sign_in(&app, "root@example.com").await;
+    let client = client();
+    let claimed = client
+        .post(format!("{}/inbox/{conversation}/claim", app.base))
+        .header(COOKIE, &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claimed.status(), 303);
+    let media_dir = app.data_dir().join("media");
+    let kept = || {
+        std::fs::read_dir(&media_dir)
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let post = |content_type: String, body: Vec<u8>| {
+        client
+            .post(format!("{}/inbox/{conversation}/send", app.base))
+            .header(COOKIE, &session)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    let (content_type, body) = multipart(
+        &[("text", "Here it is")],
+        ("lamp.png", "image/png", b"\x89PNG not really"),
+    );
+    let forged = post(content_type, body).await.unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(kept(), 0, "a forged form left a file");
+
+    let (content_type, body) = multipart(
+        &[("csrf", csrf.as_str()), ("text", "Here it is")],
+        ("lamp.png", "image/png", b"\x89PNG not really"),
+    );
+    let sent = post(content_type, body).await.unwrap();
+    assert_eq!(sent.status(), 303);
+    let location = sent.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(location.contains("notice=sent"), "{location}");
+    assert_eq!(kept(), 1);
+    let messages = app
+        .get("/api/v1/messages?direction=outbound", &app.admin)
+        .await;
+    let items = messages.ok(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["media"]["caption"], "Here it is");
+    assert_eq!(items[0]["media"]["filename"], "lamp.png");
+
+    // An empty file input is no attachment: the text goes alone.
+    let (content_type, body) = multipart(
+        &[("csrf", csrf.as_str()), ("text", "And a note")],
+        ("", "application/octet-stream", b""),
+    );
+    let text_only = post(content_type, body).await.unwrap();
+    assert_eq!(text_only.status(), 303);
+    let messages = app
+        .get("/api/v1/messages?direction=outbound", &app.admin)
+        .await;
+    let items = messages.ok(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 2);
+    assert!(
+        items
+            .iter()
+            .any(|m| m["text"] == "And a note" && m["media"].is_null()),
+        "{items:#?}"
+    );
+}
+
+both_backends!(a_composer_attachment_needs_the_token);
+
 both_backends!(
     signing_in_and_out,
     the_api_accepts_the_session_with_its_csrf_token,
