@@ -3,6 +3,8 @@
 //! conversation, and applies consent keywords and opt-in replies, all in one transaction.
 //! Provider webhooks, the sandbox and importers all arrive here.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Deserialize;
 use switchboard_core::consent::{
     apply_keyword, confirmation_text, could_change_consent, current_status, outcome_of_reply,
@@ -16,8 +18,8 @@ use switchboard_core::message::{
 use switchboard_core::policy::SystemPurpose;
 use switchboard_core::validation::optional_text;
 use switchboard_core::{
-    Channel, ConsentEventId, ContactId, FieldError, MessageId, MessengerPsid, Permission,
-    PhoneNumber, SenderId, ValidationErrors, WhatsappUserId,
+    Channel, ConsentEventId, ContactId, ConversationId, FieldError, MessageId, MessengerPsid,
+    Permission, PhoneNumber, SenderId, ValidationErrors, WhatsappUserId,
 };
 use switchboard_store::messages::InboundRecord;
 use switchboard_store::StoreError;
@@ -57,6 +59,117 @@ enum Address {
     Phone(PhoneNumber),
     Bsuid(WhatsappUserId),
     Psid(MessengerPsid),
+}
+
+impl Address {
+    /// One key for every kind of address: a phone is never a PSID.
+    fn key(&self) -> String {
+        match self {
+            Address::Phone(p) => format!("phone:{}", p.as_str()),
+            Address::Bsuid(b) => format!("bsuid:{}", b.as_str()),
+            Address::Psid(p) => format!("psid:{}", p.as_str()),
+        }
+    }
+}
+
+/// What a batch of inbound messages looked up at once, one read for each kind, so that each
+/// message need not alone: who wrote (contacts by address), their conversations with the
+/// sender, and whether any of them may be answering a campaign. What a batch did not find
+/// (a new customer) each message looks up, or creates, itself.
+#[derive(Default)]
+pub(crate) struct Known {
+    contacts: HashMap<String, Contact>,
+    conversations: HashMap<(ContactId, SenderId), ConversationId>,
+    /// By sender: the contacts that may be in an open interaction with it. A sender listed
+    /// here has none with anyone else in the batch.
+    interactions: HashMap<SenderId, HashSet<ContactId>>,
+}
+
+impl Known {
+    /// Looks up the writers of a batch: (sender, its channel, the customer's address).
+    pub(crate) async fn load(
+        state: &AppState,
+        writers: &[(SenderId, Channel, String)],
+    ) -> Result<Known> {
+        let mut known = Known::default();
+        let addresses: Vec<(SenderId, Address)> = writers
+            .iter()
+            .filter_map(|(sender, channel, from)| {
+                parse_from(*channel, from).ok().map(|a| (*sender, a))
+            })
+            .collect();
+        if addresses.is_empty() {
+            return Ok(known);
+        }
+        let (mut phones, mut bsuids, mut psids) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, address) in &addresses {
+            match address {
+                Address::Phone(p) => phones.push(p.as_str()),
+                Address::Bsuid(b) => bsuids.push(b.as_str()),
+                Address::Psid(p) => psids.push(p.as_str()),
+            }
+        }
+        for list in [&mut phones, &mut bsuids, &mut psids] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        let store = state.store();
+        let contacts = store
+            .find_contacts_by_addresses(&phones, &bsuids, &psids)
+            .await
+            .map_err(AppError::Internal)?;
+        for contact in contacts {
+            let keys = [
+                contact
+                    .phone
+                    .as_ref()
+                    .map(|p| format!("phone:{}", p.as_str())),
+                contact
+                    .whatsapp_user_id
+                    .as_ref()
+                    .map(|b| format!("bsuid:{}", b.as_str())),
+                contact
+                    .messenger_psid
+                    .as_ref()
+                    .map(|p| format!("psid:{}", p.as_str())),
+            ];
+            for key in keys.into_iter().flatten() {
+                known.contacts.insert(key, contact.clone());
+            }
+        }
+        let mut by_sender: HashMap<SenderId, Vec<ContactId>> = HashMap::new();
+        for (sender, address) in &addresses {
+            if let Some(contact) = known.contacts.get(&address.key()) {
+                by_sender.entry(*sender).or_default().push(contact.id);
+            }
+        }
+        for (sender, mut contacts) in by_sender {
+            contacts.sort_unstable();
+            contacts.dedup();
+            for (contact, conversation) in store
+                .conversations_with(sender, &contacts)
+                .await
+                .map_err(AppError::Internal)?
+            {
+                known.conversations.insert((contact, sender), conversation);
+            }
+            let engaged = store
+                .contacts_in_interactions(sender, &contacts)
+                .await
+                .map_err(AppError::Internal)?;
+            known
+                .interactions
+                .insert(sender, engaged.into_iter().collect());
+        }
+        Ok(known)
+    }
+
+    /// Whether the batch found that this contact has no open interaction with the sender.
+    fn surely_no_interaction(&self, contact: ContactId, sender: SenderId) -> bool {
+        self.interactions
+            .get(&sender)
+            .is_some_and(|engaged| !engaged.contains(&contact))
+    }
 }
 
 fn parse_from(channel: Channel, from: &str) -> Result<Address, FieldError> {
@@ -225,12 +338,21 @@ pub async fn receive_message(
     principal.require(Permission::MessagesReceive)?;
     // A file named through the API is recorded, not fetched: fetching would send the sender's
     // credentials to whatever URL the caller gave, and bring any host's answer inside.
-    receive_from(state, input, false).await
+    receive_from(state, input, false, &Known::default()).await
 }
 
 /// Records an inbound message on the system's authority (a verified provider webhook).
 pub(crate) async fn receive(state: &AppState, input: InboundInput) -> Result<Created<Message>> {
-    receive_from(state, input, true).await
+    receive_from(state, input, true, &Known::default()).await
+}
+
+/// Like [`receive`], for a message of a batch whose writers were looked up together.
+pub(crate) async fn receive_known(
+    state: &AppState,
+    input: InboundInput,
+    known: &Known,
+) -> Result<Created<Message>> {
+    receive_from(state, input, true, known).await
 }
 
 /// Records an inbound message; `fetch_media` when its file was named by the provider itself
@@ -239,6 +361,7 @@ async fn receive_from(
     state: &AppState,
     input: InboundInput,
     fetch_media: bool,
+    known: &Known,
 ) -> Result<Created<Message>> {
     let store = state.store();
     let sender = state
@@ -288,11 +411,17 @@ async fn receive_from(
         .timestamp
         .map(switchboard_core::time::truncate_to_millis)
         .map_or(now, |t| t.min(now));
-    let contact = contact_for(state, &address, name, now).await?;
-    let conversation = store
-        .ensure_conversation(contact.id, sender.id, sender.channel, now)
-        .await
-        .map_err(AppError::Internal)?;
+    let contact = match known.contacts.get(&address.key()) {
+        Some(contact) => contact.clone(),
+        None => contact_for(state, &address, name, now).await?,
+    };
+    let conversation = match known.conversations.get(&(contact.id, sender.id)) {
+        Some(conversation) => *conversation,
+        None => store
+            .ensure_conversation(contact.id, sender.id, sender.channel, now)
+            .await
+            .map_err(AppError::Internal)?,
+    };
     let consent = consent_change(state, &contact, sender.channel, text.as_deref(), now).await?;
     let message = Message {
         id: MessageId::new(),
@@ -337,7 +466,11 @@ async fn receive_from(
     if let (Some(_), Some(media)) = (&download, message.media.as_mut()) {
         media.download = Some(MediaDownloadStatus::Pending);
     }
-    let answer = crate::campaigns::answer_for(state, &message, input.button.as_deref()).await?;
+    let answer = if known.surely_no_interaction(contact.id, sender.id) {
+        None
+    } else {
+        crate::campaigns::answer_for(state, &message, input.button.as_deref()).await?
+    };
     let record = InboundRecord {
         message: message.clone(),
         consent: consent.clone(),

@@ -295,13 +295,17 @@ impl AppState {
                 }
             }
         }
+        let generation = self.inner.senders_generation.load(Ordering::Acquire);
         let sender = self.inner.store.get_sender(id).await?;
         let mut cache = self
             .inner
             .senders_by_id
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        cache.insert(id, (Instant::now(), sender.clone()));
+        // A change made while this read was under way is not undone by caching its result.
+        if self.inner.senders_generation.load(Ordering::Acquire) == generation {
+            cache.insert(id, (Instant::now(), sender.clone()));
+        }
         Ok(sender)
     }
 

@@ -14,7 +14,7 @@ use switchboard_core::sender::{ProviderConfig, ProviderKind, Sender};
 use switchboard_core::Channel;
 use switchboard_store::webhooks::WebhookEvent;
 
-use crate::inbound::{receive, InboundInput};
+use crate::inbound::{receive_known, InboundInput, Known};
 use crate::{AppError, AppState, Result};
 
 /// Why a webhook is turned away; nothing is stored.
@@ -283,12 +283,36 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
         }
         lanes[index].push((order, webhook.id, parsed));
     }
+    // Who wrote, looked up for the whole batch at once.
+    let mut writers = Vec::new();
+    for (_, _, parsed) in lanes.iter().flatten() {
+        let Parsed::Events(events) = parsed else {
+            continue;
+        };
+        for event in events {
+            let InboundEvent::Message(m) = event else {
+                continue;
+            };
+            let (_, kind) = route(&m.provider);
+            let from = m.customer.address.clone().or(m.customer.user_id.clone());
+            if let (Some(sender), Some(from)) = (
+                state
+                    .sender_by_external_id(kind, &m.business_id)
+                    .await
+                    .map_err(AppError::Internal)?,
+                from,
+            ) {
+                writers.push((sender.id, sender.channel, from));
+            }
+        }
+    }
+    let known = &Known::load(state, &writers).await?;
     let results: Vec<Vec<(String, Result<String>)>> = futures_util::stream::iter(lanes)
         .map(|lane| async move {
             let mut done = Vec::with_capacity(lane.len());
             for (_, id, parsed) in lane {
                 let outcome = match parsed {
-                    Parsed::Events(events) => apply_all(state, events).await,
+                    Parsed::Events(events) => apply_all(state, events, known).await,
                     Parsed::Kept(outcome) => Ok(outcome),
                 };
                 let failed = outcome.is_err();
@@ -378,12 +402,12 @@ fn route(provider: &ev::Provider) -> (Channel, ProviderKind) {
     }
 }
 
-async fn apply_all(state: &AppState, events: Vec<InboundEvent>) -> Result<String> {
+async fn apply_all(state: &AppState, events: Vec<InboundEvent>, known: &Known) -> Result<String> {
     let (mut messages, mut statuses, mut templates, mut others) = (0, 0, 0, 0);
     for event in events {
         match event {
             InboundEvent::Message(m) if !m.is_echo => {
-                apply_message(state, m).await?;
+                apply_message(state, m, known).await?;
                 messages += 1;
             }
             InboundEvent::Status(s) => {
@@ -417,7 +441,7 @@ fn media_kind(kind: &ev::MessageKind) -> Option<MediaKind> {
     }
 }
 
-async fn apply_message(state: &AppState, m: ev::InboundMessage) -> Result<()> {
+async fn apply_message(state: &AppState, m: ev::InboundMessage, known: &Known) -> Result<()> {
     let (_, kind) = route(&m.provider);
     let Some(sender) = state
         .sender_by_external_id(kind, &m.business_id)
@@ -466,7 +490,7 @@ async fn apply_message(state: &AppState, m: ev::InboundMessage) -> Result<()> {
         .then(|| m.text.clone().or_else(|| m.payload.clone()))
         .flatten(),
     };
-    match receive(state, input).await {
+    match receive_known(state, input, known).await {
         Ok(_) => Ok(()),
         // A payload we cannot record (an address we cannot parse) is logged and kept.
         Err(AppError::Validation(errors)) => {

@@ -49,6 +49,8 @@ struct Figures {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Quiet unless RUST_LOG asks (`RUST_LOG=sqlx::query=debug` times every statement).
+    switchboard::telemetry::init(switchboard::config::LogFormat::Text, "error");
     let webhooks = count("BENCH_WEBHOOKS", 20_000);
     let messages = count("BENCH_MESSAGES", 10_000);
     println!(

@@ -654,6 +654,35 @@ impl Store {
         Ok(done)
     }
 
+    /// Which of these contacts may have an open interaction with `sender` (a campaign message
+    /// queued or awaiting an answer): only their replies need [`Store::open_interaction`].
+    pub async fn contacts_in_interactions(
+        &self,
+        sender: SenderId,
+        contacts: &[ContactId],
+    ) -> Result<Vec<ContactId>> {
+        if contacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT DISTINCT r.contact_id FROM campaign_recipients r \
+             JOIN campaigns c ON c.id = r.campaign_id \
+             WHERE c.sender_id = $1 AND r.state IN ('queued', 'pending', 'retry') \
+             AND r.contact_id IN ({})",
+            crate::rows::placeholders(2, contacts.len())
+        );
+        let rows: Vec<(String,)> = read_pool!(self, |db| {
+            let mut query = sqlx::query_as(&sql).bind(sender.to_string());
+            for contact in contacts {
+                query = query.bind(contact.to_string());
+            }
+            query.fetch_all(db).await?
+        });
+        rows.into_iter()
+            .map(|(c,)| parse("campaign_recipients.contact_id", &c))
+            .collect()
+    }
+
     /// The interaction a reply from `contact` to `sender` answers, if one is open: the most
     /// recent campaign message still waiting for an answer.
     pub async fn open_interaction(

@@ -204,6 +204,50 @@ impl Store {
         rows.into_iter().map(ContactRow::into_contact).collect()
     }
 
+    /// The contacts known by any of these addresses, in one read (a batch of inbound messages
+    /// looks up its senders at once). Each address is unique to one contact.
+    pub async fn find_contacts_by_addresses(
+        &self,
+        phones: &[&str],
+        whatsapp_user_ids: &[&str],
+        messenger_psids: &[&str],
+    ) -> Result<Vec<Contact>> {
+        let mut terms = Vec::new();
+        let mut next = 1;
+        for (column, values) in [
+            ("phone", phones),
+            ("whatsapp_user_id", whatsapp_user_ids),
+            ("messenger_psid", messenger_psids),
+        ] {
+            if !values.is_empty() {
+                terms.push(format!(
+                    "SELECT id FROM contacts WHERE {column} IN ({})",
+                    crate::rows::placeholders(next, values.len())
+                ));
+                next += values.len();
+            }
+        }
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM contacts WHERE id IN ({})",
+            terms.join(" UNION ALL ")
+        );
+        let rows: Vec<ContactRow> = read_pool!(self, |db| {
+            let mut query = sqlx::query_as(&sql);
+            for value in phones
+                .iter()
+                .chain(whatsapp_user_ids)
+                .chain(messenger_psids)
+            {
+                query = query.bind(*value);
+            }
+            query.fetch_all(db).await?
+        });
+        rows.into_iter().map(ContactRow::into_contact).collect()
+    }
+
     /// The contact known by any of these addresses (R1.7: a WhatsApp user may be matched by
     /// phone or by BSUID).
     pub async fn find_contact_by_address(
@@ -212,9 +256,14 @@ impl Store {
         whatsapp_user_id: Option<&WhatsappUserId>,
         messenger_psid: Option<&MessengerPsid>,
     ) -> Result<Option<Contact>> {
+        // One unique-index lookup per address: with the three as one OR, SQLite walked the
+        // whole table in id order.
         let sql = format!(
-            "SELECT {COLUMNS} FROM contacts WHERE phone = $1 OR whatsapp_user_id = $2 \
-             OR messenger_psid = $3 ORDER BY id LIMIT 1"
+            "SELECT {COLUMNS} FROM contacts WHERE id IN (\
+             SELECT id FROM contacts WHERE phone = $1 \
+             UNION ALL SELECT id FROM contacts WHERE whatsapp_user_id = $2 \
+             UNION ALL SELECT id FROM contacts WHERE messenger_psid = $3) \
+             ORDER BY id LIMIT 1"
         );
         let row: Option<ContactRow> = read_pool!(self, |db| {
             sqlx::query_as(&sql)

@@ -282,6 +282,36 @@ impl Store {
         parse("conversations.id", &id)
     }
 
+    /// The conversations of these contacts with this sender, by contact, in one read.
+    pub async fn conversations_with(
+        &self,
+        sender: SenderId,
+        contacts: &[ContactId],
+    ) -> Result<Vec<(ContactId, ConversationId)>> {
+        if contacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT contact_id, id FROM conversations WHERE sender_id = $1 AND contact_id IN ({})",
+            crate::rows::placeholders(2, contacts.len())
+        );
+        let rows: Vec<(String, String)> = read_pool!(self, |db| {
+            let mut query = sqlx::query_as(&sql).bind(sender.to_string());
+            for contact in contacts {
+                query = query.bind(contact.to_string());
+            }
+            query.fetch_all(db).await?
+        });
+        rows.into_iter()
+            .map(|(contact, id)| {
+                Ok((
+                    parse("conversations.contact_id", &contact)?,
+                    parse("conversations.id", &id)?,
+                ))
+            })
+            .collect()
+    }
+
     /// The contact and sender of a conversation.
     pub async fn conversation_pair(&self, id: ConversationId) -> Result<(ContactId, SenderId)> {
         let row: Option<(String, String)> = read_pool!(self, |db| {

@@ -541,6 +541,8 @@ impl Store {
     /// [`Store::record_inbound`] would: each under a savepoint, so that one refused (a
     /// duplicate) leaves the others recorded. The outer error is the transaction's own.
     pub async fn record_inbound_batch(&self, records: &[InboundRecord]) -> Result<Vec<Result<()>>> {
+        // SQLite's one writer holds the whole database: only PostgreSQL needs the row lock.
+        let lock_rows = self.backend() == crate::Backend::Postgres;
         let results: Vec<Result<()>> = write_tx!(self, |tx| {
             let mut results = Vec::with_capacity(records.len());
             for record in records {
@@ -582,12 +584,14 @@ impl Store {
                         // Lock the row before reading its state (the portable SELECT ...
                         // FOR UPDATE), so that a reply claiming it meanwhile cannot leave a
                         // "reopened" in the history of a conversation that stayed claimed.
-                        sqlx::query(
-                            "UPDATE conversations SET updated_at = updated_at WHERE id = $1",
-                        )
-                        .bind(conversation.to_string())
-                        .execute(&mut *tx)
-                        .await?;
+                        if lock_rows {
+                            sqlx::query(
+                                "UPDATE conversations SET updated_at = updated_at WHERE id = $1",
+                            )
+                            .bind(conversation.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
                         // A quick-reply answer to a campaign needs no one: it neither reopens
                         // a conversation nor leaves a fresh one waiting in Unclaimed.
                         if !quiet {
@@ -748,7 +752,8 @@ impl Store {
         let sql = format!(
             "SELECT COUNT(DISTINCT contact_id), \
              COUNT(CASE WHEN contact_id = $3 THEN 1 END) FROM messages \
-             WHERE sender_id = $1 AND business_initiated AND created_at >= $2 AND {counted}"
+             WHERE sender_id = $1 AND business_initiated = TRUE AND created_at >= $2 \
+             AND {counted}"
         );
         let (count, includes): (i64, i64) = read_pool!(self, |db| {
             sqlx::query_as(&sql)

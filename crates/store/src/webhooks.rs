@@ -6,6 +6,9 @@ use time::OffsetDateTime;
 use crate::rows::{at, ms};
 use crate::{Result, Store};
 
+/// Ids marked by one statement: well under SQLite's and PostgreSQL's limits on parameters.
+const MARK_CHUNK: usize = 500;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookEvent {
     pub id: String,
@@ -116,7 +119,7 @@ impl Store {
         Ok(rows.into_iter().map(WebhookEvent::from).collect())
     }
 
-    /// Records many processed webhooks in one transaction.
+    /// Records many processed webhooks, with their outcomes, in one transaction.
     pub async fn mark_webhooks_processed(
         &self,
         outcomes: &[(String, String)],
@@ -125,17 +128,26 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
+        // Most webhooks of a batch end alike ("messages=1 ..."): one statement per outcome,
+        // and per few hundred ids, rather than one per webhook.
+        let mut by_outcome: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for (id, outcome) in outcomes {
+            by_outcome.entry(outcome).or_default().push(id);
+        }
         write_tx!(self, |tx| {
-            for (id, outcome) in outcomes {
-                sqlx::query(
-                    "UPDATE webhook_events SET processed_at = $2, outcome = $3 \
-                     WHERE id = $1 AND processed_at IS NULL",
-                )
-                .bind(id)
-                .bind(ms(now))
-                .bind(outcome)
-                .execute(&mut *tx)
-                .await?;
+            for (outcome, ids) in &by_outcome {
+                for chunk in ids.chunks(MARK_CHUNK) {
+                    let sql = format!(
+                        "UPDATE webhook_events SET processed_at = $1, outcome = $2 \
+                         WHERE processed_at IS NULL AND id IN ({})",
+                        crate::rows::placeholders(3, chunk.len())
+                    );
+                    let mut query = sqlx::query(&sql).bind(ms(now)).bind(*outcome);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
             }
         });
         Ok(())

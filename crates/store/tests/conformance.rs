@@ -387,6 +387,55 @@ async fn contacts_are_unique_by_every_address(db: TestDb) {
     ));
 }
 
+/// A batch of inbound messages finds its writers and their conversations in one read each.
+async fn a_batch_finds_its_writers_at_once(db: TestDb) {
+    let store = open(&db).await;
+    let wa = whatsapp_sender("106540352242922");
+    store.create_sender(&wa).await.unwrap();
+    let by_phone = contact("+442079460958");
+    let mut by_bsuid = contact("+16505551234");
+    by_bsuid.phone = None;
+    by_bsuid.whatsapp_user_id =
+        Some(WhatsappUserId::parse("u", "US.13491208655302741918").unwrap());
+    let stranger = contact("+16505551299");
+    for c in [&by_phone, &by_bsuid, &stranger] {
+        store.create_contact(c, None).await.unwrap();
+    }
+    let mut found = store
+        .find_contacts_by_addresses(
+            &["+442079460958", "+19995550000"],
+            &["US.13491208655302741918"],
+            &[],
+        )
+        .await
+        .unwrap();
+    found.sort_by_key(|c| c.id);
+    let mut expected = vec![by_phone.clone(), by_bsuid.clone()];
+    expected.sort_by_key(|c| c.id);
+    assert_eq!(found, expected);
+    assert!(store
+        .find_contacts_by_addresses(&[], &[], &[])
+        .await
+        .unwrap()
+        .is_empty());
+
+    let conversation = store
+        .ensure_conversation(by_phone.id, wa.id, Channel::Whatsapp, now())
+        .await
+        .unwrap();
+    let pairs = store
+        .conversations_with(wa.id, &[by_phone.id, by_bsuid.id])
+        .await
+        .unwrap();
+    assert_eq!(pairs, vec![(by_phone.id, conversation)]);
+    // No campaign has reached anyone: nobody can be answering one.
+    assert!(store
+        .contacts_in_interactions(wa.id, &[by_phone.id, by_bsuid.id])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 async fn contacts_are_searched_by_name_and_phone(db: TestDb) {
     let store = open(&db).await;
     let mut grace = contact("+442079460958");
@@ -707,6 +756,7 @@ both_backends!(
     users_page_through_in_both_orders,
     tokens_are_found_by_hash_and_go_with_their_user,
     contacts_are_unique_by_every_address,
+    a_batch_finds_its_writers_at_once,
     contacts_are_searched_by_name_and_phone,
     idempotency_keys_are_written_with_their_resource,
     messages_keep_a_forward_only_timeline,
