@@ -30,6 +30,24 @@ pub struct DownloadCompletion {
     pub file: Option<MediaFile>,
 }
 
+/// Records a kept file inside the caller's transaction. The same bytes arriving twice are the
+/// same file: the first row stands.
+macro_rules! insert_media_file {
+    ($tx:ident, $file:expr) => {{
+        let file: &MediaFile = $file;
+        sqlx::query(
+            "INSERT INTO media_files (sha256, mime_type, size_bytes, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(&file.sha256)
+        .bind(&file.mime_type)
+        .bind(file.size_bytes)
+        .bind(ms(file.created_at))
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
 impl Store {
     pub async fn get_media_file(&self, sha256: &str) -> Result<Option<MediaFile>> {
         let row: Option<(String, Option<String>, i64, i64)> = read_pool!(self, |db| {
@@ -55,16 +73,7 @@ impl Store {
     /// twice are one file: the first row stands, and it is returned.
     pub async fn record_media_file(&self, file: &MediaFile) -> Result<MediaFile> {
         write_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO media_files (sha256, mime_type, size_bytes, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING",
-            )
-            .bind(&file.sha256)
-            .bind(&file.mime_type)
-            .bind(file.size_bytes)
-            .bind(ms(file.created_at))
-            .execute(&mut *tx)
-            .await?;
+            insert_media_file!(tx, file);
         });
         Ok(self
             .get_media_file(&file.sha256)
@@ -83,17 +92,7 @@ impl Store {
             let held = finish_job_in!(tx, &completion.lease, &completion.outcome, now);
             if held {
                 if let Some(file) = &completion.file {
-                    // The same bytes arriving twice are the same file: the first row stands.
-                    sqlx::query(
-                        "INSERT INTO media_files (sha256, mime_type, size_bytes, created_at) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING",
-                    )
-                    .bind(&file.sha256)
-                    .bind(&file.mime_type)
-                    .bind(file.size_bytes)
-                    .bind(ms(file.created_at))
-                    .execute(&mut *tx)
-                    .await?;
+                    insert_media_file!(tx, file);
                 }
                 if let Some((id, media)) = &completion.message {
                     sqlx::query("UPDATE messages SET media = $2, updated_at = $3 WHERE id = $1")

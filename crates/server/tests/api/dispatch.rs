@@ -32,18 +32,6 @@ async fn graph_sender(app: &TestApp, name: &str, phone_number_id: &str, base: &s
         .to_owned()
 }
 
-/// Waits (boundedly) for a message to reach a status.
-async fn status_of(app: &TestApp, id: &str, want: &str) -> Value {
-    for _ in 0..200 {
-        let m = app.get(&format!("/api/v1/messages/{id}"), &app.admin).await;
-        if m.body["status"] == want {
-            return m.body;
-        }
-        tokio::time::sleep(StdDuration::from_millis(25)).await;
-    }
-    panic!("message {id} never became {want}");
-}
-
 async fn messages_leave_and_failures_are_classified(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let (fake, base) = fake_graph().await;
@@ -84,7 +72,7 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
     // A text leaves in WhatsApp's exact format and comes back with the provider's id.
     let ada = inbound("+442079460958").await;
     let id = send(ada.clone(), "Hello Ada").await;
-    let sent = status_of(&app, &id, "sent").await;
+    let sent = app.message_with_status(&id, "sent").await;
     let accepted = fake.sent();
     assert_eq!(sent["provider_message_id"], accepted[0].id.as_str());
     assert!(accepted[0].id.starts_with("wamid."));
@@ -108,7 +96,7 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
     let bob = inbound("+16505551234").await;
     fake.reply_next(GraphEndpoint::Messages, Reply::whatsapp_undeliverable());
     let id = send(bob.clone(), "Hello Bob").await;
-    let failed = status_of(&app, &id, "failed").await;
+    let failed = app.message_with_status(&id, "failed").await;
     assert_eq!(failed["error"]["code"], "not_on_whatsapp");
     assert_eq!(failed["error"]["provider_code"], "131026");
     let ask = app
@@ -124,7 +112,7 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
     // (Before the throttling below, which holds back every send of the sender for a while.)
     fake.reply_next(GraphEndpoint::Messages, Reply::graph_token_expired());
     let id = send(ada.clone(), "Expired").await;
-    let failed = status_of(&app, &id, "failed").await;
+    let failed = app.message_with_status(&id, "failed").await;
     assert_eq!(failed["error"]["code"], "token_expired");
     let health = app
         .get(&format!("/api/v1/senders/{sender}"), &app.admin)
@@ -155,7 +143,7 @@ async fn messages_leave_and_failures_are_classified(db: TestDb) {
         .await;
     assert_ne!(replaced.ok(200)["health"]["token_status"], "expired");
     let id = send(ada.clone(), "Back again").await;
-    status_of(&app, &id, "sent").await;
+    app.message_with_status(&id, "sent").await;
 
     // 130429 on another number: throughput, retried later; the message waits, queued, with the
     // reason kept.
@@ -274,7 +262,7 @@ async fn one_recipient_held_back(db: TestDb, reply: Reply, reason: &str) {
         .as_str()
         .unwrap()
         .to_owned();
-    status_of(&app, &to_bob, "sent").await;
+    app.message_with_status(&to_bob, "sent").await;
     // Ada's next message waits for the pair limit without counting as a failed attempt.
     let held = job_of(second.clone()).await;
     assert_eq!(held.attempt, 0);
@@ -321,7 +309,7 @@ async fn an_opt_out_before_sending_stops_the_message(db: TestDb) {
     )
     .await
     .ok(201);
-    let failed = status_of(&app, &id, "failed").await;
+    let failed = app.message_with_status(&id, "failed").await;
     assert_eq!(failed["error"]["code"], "opted_out");
     assert_eq!(failed["provider_message_id"], Value::Null);
 }

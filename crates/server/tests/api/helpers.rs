@@ -187,6 +187,40 @@ impl TestApp {
         }
     }
 
+    /// Waits (boundedly) for a message to reach a status, and returns it then.
+    pub async fn message_with_status(&self, id: &str, want: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..400 {
+            last = self
+                .get(&format!("/api/v1/messages/{id}"), &self.admin)
+                .await
+                .body;
+            if last["status"] == want {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("message {id} never became {want}: {last:#}");
+    }
+
+    /// A customer who wrote "hi" to `sender` `age` ago (the window is open for 24 hours
+    /// from then); returns the contact id.
+    pub async fn customer_wrote(&self, sender: &str, from: &str, age: time::Duration) -> String {
+        let at = (time::OffsetDateTime::now_utc() - age)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        self.post(
+            "/api/v1/messages/inbound",
+            &self.admin,
+            json!({"sender_id": sender, "from": from, "text": "hi", "timestamp": at}),
+        )
+        .await
+        .ok(201)["contact_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Uploads a file as a browser's or curl's multipart form would, the file as `field`.
     pub async fn upload(
         &self,

@@ -15,12 +15,6 @@ const PAGE_ID: &str = "1234567890";
 const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
 const PUBLIC_URL: &str = "https://switchboard.example.com";
 
-fn ago(d: Duration) -> String {
-    (OffsetDateTime::now_utc() - d)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
 fn id_of(body: &Value) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
@@ -34,38 +28,8 @@ async fn whatsapp_sender(app: &TestApp, fake: &FakeGraph) -> String {
         .ok(201))
 }
 
-/// A customer who wrote to `sender` `age` ago; returns the contact id.
-async fn customer(app: &TestApp, sender: &str, from: &str, age: Duration) -> String {
-    app.post(
-        "/api/v1/messages/inbound",
-        &app.admin,
-        json!({"sender_id": sender, "from": from, "text": "hi", "timestamp": ago(age)}),
-    )
-    .await
-    .ok(201)["contact_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn send(app: &TestApp, token: &str, body: Value) -> String {
     id_of(app.post("/api/v1/messages", token, body).await.ok(202))
-}
-
-/// Waits (boundedly) for a message to reach a status.
-async fn status_of(app: &TestApp, id: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..400 {
-        last = app
-            .get(&format!("/api/v1/messages/{id}"), &app.admin)
-            .await
-            .body;
-        if last["status"] == want {
-            return last;
-        }
-        tokio::time::sleep(StdDuration::from_millis(25)).await;
-    }
-    panic!("message {id} never became {want}: {last:#}");
 }
 
 /// Waits (boundedly) until the background processor has handled every stored webhook.
@@ -104,7 +68,9 @@ async fn whatsapp_request_bodies_are_exact(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let fake = FakeGraph::start().await;
     let sender = whatsapp_sender(&app, &fake).await;
-    let ada = customer(&app, &sender, "+442079460958", Duration::minutes(5)).await;
+    let ada = app
+        .customer_wrote(&sender, "+442079460958", Duration::minutes(5))
+        .await;
 
     let template = id_of(app.post("/api/v1/templates", &app.admin,
         json!({"sender_id": sender, "name": "order_update", "locale": "en_US", "category": "UTILITY",
@@ -145,7 +111,7 @@ async fn whatsapp_request_bodies_are_exact(db: TestDb) {
                   "caption": "Invoice"}}))
         .await;
     for id in [&text, &templated, &image, &document] {
-        let sent = status_of(&app, id, "sent").await;
+        let sent = app.message_with_status(id, "sent").await;
         assert_eq!(
             sent["provider_message_id"],
             graph_sent(&fake, id).id.as_str()
@@ -209,9 +175,15 @@ async fn messenger_request_bodies_are_exact(db: TestDb) {
             "app_secret": APP_SECRET, "verify_token": "page-verify", "api_base_url": fake.api_base_url()}}))
         .await
         .ok(201));
-    let recent = customer(&app, &page, "1254459154682919", Duration::minutes(5)).await;
-    let lapsed = customer(&app, &page, "6254459154682911", Duration::hours(30)).await;
-    let days = customer(&app, &page, "7254459154682912", Duration::days(3)).await;
+    let recent = app
+        .customer_wrote(&page, "1254459154682919", Duration::minutes(5))
+        .await;
+    let lapsed = app
+        .customer_wrote(&page, "6254459154682911", Duration::hours(30))
+        .await;
+    let days = app
+        .customer_wrote(&page, "7254459154682912", Duration::days(3))
+        .await;
 
     let (agent_id, agent) = app.user_with_token("agent").await;
     app.patch(
@@ -268,7 +240,7 @@ async fn messenger_request_bodies_are_exact(db: TestDb) {
 
     let mut bodies = Vec::new();
     for id in [&response, &tagged, &human] {
-        let sent = status_of(&app, id, "sent").await;
+        let sent = app.message_with_status(id, "sent").await;
         let provider_id = sent["provider_message_id"].as_str().unwrap().to_owned();
         let accepted = fake.sent();
         let request = &accepted
@@ -331,8 +303,11 @@ async fn twilio_request_bodies_are_exact(db: TestDb) {
         .await
         .ok(201),
     );
-    let grace = customer(&app, &number, "+442079460958", Duration::minutes(5)).await;
-    customer(&app, &service, "+442079460958", Duration::minutes(5)).await;
+    let grace = app
+        .customer_wrote(&number, "+442079460958", Duration::minutes(5))
+        .await;
+    app.customer_wrote(&service, "+442079460958", Duration::minutes(5))
+        .await;
 
     let text = send(
         &app,
@@ -343,8 +318,8 @@ async fn twilio_request_bodies_are_exact(db: TestDb) {
     let mms = send(&app, &app.admin, json!({"sender_id": service, "contact_id": grace,
         "media": {"kind": "image", "url": "https://cdn.example.com/menu.png", "caption": "Tonight's menu"}}))
         .await;
-    let text_sent = status_of(&app, &text, "sent").await;
-    let mms_sent = status_of(&app, &mms, "sent").await;
+    let text_sent = app.message_with_status(&text, "sent").await;
+    let mms_sent = app.message_with_status(&mms, "sent").await;
 
     let sent = fake.sent();
     let by_sid = |sid: &Value| {
@@ -405,8 +380,8 @@ async fn twilio_request_bodies_are_exact(db: TestDb) {
     assert_eq!(fake.deliver(&webhook, &callback, &delivered).await, 200);
     let undelivered = fake.status_callback(second, "undelivered", Some("30006"));
     assert_eq!(fake.deliver(&webhook, &callback, &undelivered).await, 200);
-    status_of(&app, &text, "delivered").await;
-    let failed = status_of(&app, &mms, "failed").await;
+    app.message_with_status(&text, "delivered").await;
+    let failed = app.message_with_status(&mms, "failed").await;
     assert_eq!(failed["error"]["provider_code"], "30006");
 }
 
@@ -416,14 +391,16 @@ async fn statuses_move_forward_and_duplicates_apply_once(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let fake = FakeGraph::start().await;
     let sender = whatsapp_sender(&app, &fake).await;
-    let ada = customer(&app, &sender, "+442079460958", Duration::minutes(5)).await;
+    let ada = app
+        .customer_wrote(&sender, "+442079460958", Duration::minutes(5))
+        .await;
     let id = send(
         &app,
         &app.admin,
         json!({"sender_id": sender, "contact_id": ada, "text": "Your order shipped"}),
     )
     .await;
-    status_of(&app, &id, "sent").await;
+    app.message_with_status(&id, "sent").await;
     let sent = graph_sent(&fake, &id);
     let url = format!("{}/webhooks/whatsapp", app.base);
     let t = OffsetDateTime::now_utc().unix_timestamp();
@@ -443,7 +420,7 @@ async fn statuses_move_forward_and_duplicates_apply_once(db: TestDb) {
         app.store().count_webhooks().await.unwrap() - webhooks_before,
         2
     );
-    let message = status_of(&app, &id, "read").await;
+    let message = app.message_with_status(&id, "read").await;
     assert_eq!(timeline(&message), ["queued", "sent", "delivered", "read"]);
 
     // A customer's message delivered twice is one message.
@@ -474,8 +451,12 @@ async fn throughput_is_retried_and_undeliverable_is_not(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let fake = FakeGraph::start().await;
     let sender = whatsapp_sender(&app, &fake).await;
-    let ada = customer(&app, &sender, "+442079460958", Duration::minutes(5)).await;
-    let bob = customer(&app, &sender, "+16505551234", Duration::minutes(5)).await;
+    let ada = app
+        .customer_wrote(&sender, "+442079460958", Duration::minutes(5))
+        .await;
+    let bob = app
+        .customer_wrote(&sender, "+16505551234", Duration::minutes(5))
+        .await;
 
     fake.reply_next(
         GraphEndpoint::Messages,
@@ -487,7 +468,7 @@ async fn throughput_is_retried_and_undeliverable_is_not(db: TestDb) {
         json!({"sender_id": sender, "contact_id": ada, "text": "Throttled once"}),
     )
     .await;
-    let sent = status_of(&app, &throttled, "sent").await;
+    let sent = app.message_with_status(&throttled, "sent").await;
     let attempts: Vec<Value> = fake
         .message_requests()
         .iter()
@@ -508,7 +489,7 @@ async fn throughput_is_retried_and_undeliverable_is_not(db: TestDb) {
         json!({"sender_id": sender, "contact_id": bob, "text": "Are you there?"}),
     )
     .await;
-    let failed = status_of(&app, &undeliverable, "failed").await;
+    let failed = app.message_with_status(&undeliverable, "failed").await;
     assert_eq!(failed["error"]["code"], "not_on_whatsapp");
     assert_eq!(failed["error"]["provider_code"], "131026");
     let job = app
@@ -552,8 +533,12 @@ async fn token_errors_surface_on_the_sender(db: TestDb) {
         .await
         .ok(201),
     );
-    let psid = customer(&app, &page, "1254459154682919", Duration::minutes(5)).await;
-    let phone = customer(&app, &sms, "+442079460958", Duration::minutes(5)).await;
+    let psid = app
+        .customer_wrote(&page, "1254459154682919", Duration::minutes(5))
+        .await;
+    let phone = app
+        .customer_wrote(&sms, "+442079460958", Duration::minutes(5))
+        .await;
 
     graph.reply_next(GraphEndpoint::Messages, Reply::graph_token_expired());
     let on_messenger = send(
@@ -571,7 +556,7 @@ async fn token_errors_surface_on_the_sender(db: TestDb) {
     for (message, sender, provider_code) in
         [(&on_messenger, &page, "190"), (&on_sms, &sms, "20003")]
     {
-        let failed = status_of(&app, message, "failed").await;
+        let failed = app.message_with_status(message, "failed").await;
         assert_eq!(failed["error"]["code"], "token_expired");
         assert_eq!(failed["error"]["provider_code"], provider_code);
         let health = app

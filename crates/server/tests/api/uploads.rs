@@ -2,8 +2,6 @@
 //! hash, and handed to each provider the way it takes a file: WhatsApp's media upload, a
 //! signed link for Twilio and Messenger.
 
-use std::time::Duration as StdDuration;
-
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use switchboard_app::SystemClock;
@@ -31,39 +29,6 @@ fn id_of(body: &Value) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
-/// A customer who wrote to `sender` a minute ago, so the window is open; the contact's id.
-async fn customer(app: &TestApp, sender: &str, from: &str) -> String {
-    let at = (time::OffsetDateTime::now_utc() - time::Duration::minutes(1))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    app.post(
-        "/api/v1/messages/inbound",
-        &app.admin,
-        json!({"sender_id": sender, "from": from, "text": "hi", "timestamp": at}),
-    )
-    .await
-    .ok(201)["contact_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// Waits (boundedly) for a message to reach a status.
-async fn status_of(app: &TestApp, id: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..400 {
-        last = app
-            .get(&format!("/api/v1/messages/{id}"), &app.admin)
-            .await
-            .body;
-        if last["status"] == want {
-            return last;
-        }
-        tokio::time::sleep(StdDuration::from_millis(25)).await;
-    }
-    panic!("message {id} never became {want}: {last:#}");
-}
-
 /// What is in the media directory: kept files and any partial upload left behind.
 fn media_dir_entries(app: &TestApp) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(app.data_dir().join("media"))
@@ -85,7 +50,9 @@ async fn whatsapp_uploads_the_file_and_sends_it_by_id(db: TestDb) {
             "api_base_url": fake.api_base_url()}}))
         .await
         .ok(201));
-    let contact = customer(&app, &sender, "+16505551234").await;
+    let contact = app
+        .customer_wrote(&sender, "+16505551234", time::Duration::minutes(1))
+        .await;
     let (_, agent) = app.user_with_token("agent").await;
 
     let bytes = picture(300_000);
@@ -119,7 +86,7 @@ async fn whatsapp_uploads_the_file_and_sends_it_by_id(db: TestDb) {
     assert_eq!(message["media"]["size_bytes"], 300_000);
     assert_eq!(message["media"]["mime_type"], "image/png");
     let id = id_of(&message);
-    status_of(&app, &id, "sent").await;
+    app.message_with_status(&id, "sent").await;
 
     let uploads = fake.uploads();
     assert_eq!(uploads.len(), 1, "{uploads:#?}");
@@ -190,7 +157,7 @@ async fn whatsapp_uploads_the_file_and_sends_it_by_id(db: TestDb) {
         .await
         .ok(202),
     );
-    let failed = status_of(&app, &refused, "failed").await;
+    let failed = app.message_with_status(&refused, "failed").await;
     assert_eq!(failed["error"]["provider_code"], "131053", "{failed:#}");
     assert_eq!(fake.message_requests().len(), 1);
 }
@@ -201,7 +168,9 @@ async fn uploads_are_checked_against_the_configured_limit(db: TestDb) {
     })
     .await;
     let sender = app.sandbox_sender("whatsapp").await;
-    let contact = customer(&app, &sender, "+16505550199").await;
+    let contact = app
+        .customer_wrote(&sender, "+16505550199", time::Duration::minutes(1))
+        .await;
 
     // One byte over: refused while it arrives, and nothing of it is kept.
     let over = app
@@ -319,7 +288,9 @@ async fn twilio_fetches_an_uploaded_file_by_a_signed_link(db: TestDb) {
                          "from": "+15005550006", "api_base_url": fake.base_url()}}))
         .await
         .ok(201));
-    let contact = customer(&app, &sender, "+442079460958").await;
+    let contact = app
+        .customer_wrote(&sender, "+442079460958", time::Duration::minutes(1))
+        .await;
     let bytes = picture(50_000);
     let kept = app
         .upload(&app.admin, "file", "menu.jpg", "image/jpeg", &bytes)
@@ -337,7 +308,7 @@ async fn twilio_fetches_an_uploaded_file_by_a_signed_link(db: TestDb) {
         .await
         .ok(202),
     );
-    status_of(&app, &id, "sent").await;
+    app.message_with_status(&id, "sent").await;
     let sent = fake.sent();
     assert_eq!(sent.len(), 1);
     let form = sent[0].request.form();
@@ -424,7 +395,9 @@ async fn messenger_gets_a_link_and_no_caption(db: TestDb) {
             "app_secret": APP_SECRET, "verify_token": "page-verify", "api_base_url": fake.api_base_url()}}))
         .await
         .ok(201));
-    let contact = customer(&app, &page, "1254459154682919").await;
+    let contact = app
+        .customer_wrote(&page, "1254459154682919", time::Duration::minutes(1))
+        .await;
     // A WebP picture: a sticker to WhatsApp, an image to Messenger, which has no stickers.
     let kept = app
         .upload(
@@ -461,7 +434,7 @@ async fn messenger_gets_a_link_and_no_caption(db: TestDb) {
         .ok(202)
         .clone();
     assert_eq!(message["media"]["kind"], "image");
-    status_of(&app, &id_of(&message), "sent").await;
+    app.message_with_status(&id_of(&message), "sent").await;
     let sent = fake.message_requests();
     assert_eq!(sent.len(), 1);
     let body = sent[0].json();
@@ -493,7 +466,9 @@ async fn without_a_public_url_a_link_provider_fails_the_file_clearly(db: TestDb)
                          "from": "+15005550006", "api_base_url": fake.base_url()}}))
         .await
         .ok(201));
-    let contact = customer(&app, &sender, "+442079460959").await;
+    let contact = app
+        .customer_wrote(&sender, "+442079460959", time::Duration::minutes(1))
+        .await;
     let kept = app
         .upload(
             &app.admin,
@@ -514,7 +489,7 @@ async fn without_a_public_url_a_link_provider_fails_the_file_clearly(db: TestDb)
         .await
         .ok(202),
     );
-    let failed = status_of(&app, &id, "failed").await;
+    let failed = app.message_with_status(&id, "failed").await;
     assert!(
         failed["error"]["reason"]
             .as_str()
