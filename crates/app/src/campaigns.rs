@@ -861,7 +861,8 @@ impl CampaignRunner {
                             id: MessageId::new().to_string(),
                             queue: OUTBOUND_QUEUE.to_owned(),
                             kind: "send_message".to_owned(),
-                            payload: json!({"message_id": message.id}),
+                            // The campaign too: the dispatcher checks it is still running.
+                            payload: json!({"message_id": message.id, "campaign_id": campaign.id}),
                             dedupe_key: Some(format!("send:{}", message.id)),
                             run_at: at,
                             expires_at: campaign.end_at,

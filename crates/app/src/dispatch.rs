@@ -14,6 +14,7 @@ use switchboard_channels::outbound::{
     TextParameter,
 };
 use switchboard_channels::{MessagingType, RetryScope, SendError, TwilioSender};
+use switchboard_core::campaign::CampaignState;
 use switchboard_core::consent::{current_status, ConsentEvent, ConsentSource, ConsentStatus};
 use switchboard_core::contact::Contact;
 use switchboard_core::message::{
@@ -22,7 +23,9 @@ use switchboard_core::message::{
 use switchboard_core::retry::RetryPolicy;
 use switchboard_core::sender::{HealthStatus, ProviderConfig, Sender, TokenStatus};
 use switchboard_core::template::Template;
-use switchboard_core::{Channel, ConsentEventId, ContactId, ConversationId, MessageId, SenderId};
+use switchboard_core::{
+    CampaignId, Channel, ConsentEventId, ContactId, ConversationId, MessageId, SenderId,
+};
 use switchboard_store::jobs::{Lease, NewJob, Outcome};
 use switchboard_store::messages::SendCompletion;
 use time::{Duration, OffsetDateTime};
@@ -152,6 +155,8 @@ struct Facts {
     consent: HashMap<(ContactId, Channel), ConsentStatus>,
     /// Each sender's templates, for the messages that send one.
     templates: HashMap<SenderId, Vec<Template>>,
+    /// The state of each campaign whose messages the batch holds, as the batch began.
+    campaigns: HashMap<CampaignId, CampaignState>,
 }
 
 impl Facts {
@@ -162,6 +167,7 @@ impl Facts {
             contacts: HashMap::new(),
             consent: HashMap::new(),
             templates: HashMap::new(),
+            campaigns: HashMap::new(),
         };
         let mut by_channel: HashMap<Channel, Vec<ContactId>> = HashMap::new();
         for message in messages {
@@ -270,7 +276,21 @@ impl Dispatcher {
             .values()
             .map(|m| (m.id, (m.sender_id, m.conversation_id)))
             .collect();
-        let facts = Facts::load(state, messages.values()).await?;
+        let mut facts = Facts::load(state, messages.values()).await?;
+        for campaign in leases.iter().filter_map(campaign_of) {
+            if let std::collections::hash_map::Entry::Vacant(entry) =
+                facts.campaigns.entry(campaign)
+            {
+                match store.get_campaign(campaign).await {
+                    Ok(c) => {
+                        entry.insert(c.state);
+                    }
+                    // A campaign deleted meanwhile: its messages go as they would have.
+                    Err(switchboard_store::StoreError::NotFound) => {}
+                    Err(e) => return Err(AppError::Internal(e)),
+                }
+            }
+        }
         // One lane per (sender, recipient), in claim order (the order jobs fell due).
         let mut lanes: Vec<Vec<Work>> = Vec::new();
         let mut lane_of: HashMap<(SenderId, ContactId), usize> = HashMap::new();
@@ -444,6 +464,14 @@ impl Dispatcher {
         if let Some(error) = self.still_allowed(state, facts, sender, message).await? {
             return Ok(failed(error));
         }
+        // A campaign paused or stopped since its message was queued: the message is withdrawn.
+        let campaign = campaign_of(lease);
+        if let Some(error) = campaign
+            .and_then(|c| facts.campaigns.get(&c))
+            .and_then(|s| withdrawal(*s))
+        {
+            return Ok(failed(error));
+        }
         let mut request = match self.build(state, facts, sender, message).await? {
             Ok(request) => request,
             Err(reason) => {
@@ -465,7 +493,23 @@ impl Dispatcher {
             .pacer
             .reserve_within(sender.id, sender.rate_limit(), horizon)
         {
-            Ok(slot) => tokio::time::sleep_until(slot).await,
+            Ok(slot) => {
+                let waits =
+                    slot > tokio::time::Instant::now() + std::time::Duration::from_millis(50);
+                tokio::time::sleep_until(slot).await;
+                // It waited its turn: the campaign may have been paused meanwhile.
+                if let (true, Some(campaign)) = (waits, campaign) {
+                    let now_state = state
+                        .store()
+                        .get_campaign(campaign)
+                        .await
+                        .map(|c| c.state)
+                        .ok();
+                    if let Some(error) = now_state.and_then(withdrawal) {
+                        return Ok(failed(error));
+                    }
+                }
+            }
             Err(slot) => {
                 let wait = slot.saturating_duration_since(tokio::time::Instant::now());
                 return Ok(Attempt::just(Outcome::Defer { at: now + wait }));
@@ -929,6 +973,33 @@ fn channel_media(media: &Media) -> out::Media {
     };
     m.filename = media.filename.clone();
     m
+}
+
+/// The campaign a send belongs to, if its job names one.
+fn campaign_of(lease: &Lease) -> Option<CampaignId> {
+    lease.job.payload["campaign_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+}
+
+/// Why a campaign's queued message may no longer go: its campaign is no longer running.
+fn withdrawal(campaign: CampaignState) -> Option<MessageError> {
+    let (code, reason) = match campaign {
+        CampaignState::Running => return None,
+        CampaignState::Stopped | CampaignState::Completed => (
+            "campaign_stopped",
+            "the campaign was stopped before this message was sent",
+        ),
+        CampaignState::Paused | CampaignState::Draft | CampaignState::Scheduled => (
+            "campaign_paused",
+            "the campaign was paused before this message was sent",
+        ),
+    };
+    Some(MessageError {
+        code: code.to_owned(),
+        provider_code: None,
+        reason: reason.to_owned(),
+    })
 }
 
 fn message_id_of(lease: &Lease) -> Option<MessageId> {

@@ -10,15 +10,36 @@ use std::collections::BTreeMap;
 
 use sqlx::types::Json;
 use switchboard_core::campaign::{Campaign, CampaignState, Held, RecipientState};
-use switchboard_core::message::Message;
+use switchboard_core::message::{DeliveryStatus, Message, MessageError, StatusEvent};
 use switchboard_core::{CampaignId, ContactId, MessageId, SenderId};
 use time::OffsetDateTime;
 
 use crate::decisions::{insert_decision, DecisionRecord};
 use crate::jobs::{insert_job, NewJob};
-use crate::messages::{insert_message_row, insert_status_event};
+use crate::messages::{apply_status, insert_message_row, insert_status_event, push_status_event};
 use crate::rows::{at, ms, parse, parse_opt};
 use crate::{IdempotencyKey, Page, PageRequest, Result, Store, StoreError};
+
+/// The codes of a campaign message withdrawn from the queue because the campaign was paused
+/// or stopped: its recipient was never reached.
+pub const WITHDRAWN_CODES: [&str; 2] = ["campaign_paused", "campaign_stopped"];
+
+/// A campaign message was withdrawn before it went: its recipient is fresh again, to be
+/// decided anew when the campaign resumes.
+macro_rules! withdraw_recipient {
+    ($tx:ident, $message:expr, $now:expr) => {{
+        sqlx::query(
+            "UPDATE campaign_recipients SET state = 'fresh', message_id = NULL, code = NULL, \
+             reason = NULL, next_at = $2, updated_at = $2 \
+             WHERE message_id = $1 AND state IN ('queued', 'retry')",
+        )
+        .bind($message)
+        .bind(ms($now))
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+pub(crate) use withdraw_recipient;
 
 #[derive(sqlx::FromRow)]
 struct CampaignRow {
@@ -350,6 +371,53 @@ impl Store {
                     .bind(ms(now))
                     .execute(&mut *tx)
                     .await?;
+                }
+            }
+            // Paused or stopped: what waits in the queue is withdrawn, so that nothing goes
+            // after the button was pressed. A send already with the provider (its job
+            // running) finishes; the rest fail as withdrawn and their recipients are fresh
+            // again, to be decided anew if the campaign resumes.
+            if moved
+                && from == CampaignState::Running
+                && matches!(to, CampaignState::Paused | CampaignState::Stopped)
+            {
+                let (code, reason) = match to {
+                    CampaignState::Paused => (
+                        "campaign_paused",
+                        "the campaign was paused before this message was sent",
+                    ),
+                    _ => (
+                        "campaign_stopped",
+                        "the campaign was stopped before this message was sent",
+                    ),
+                };
+                let withdrawn: Vec<(Option<String>,)> = sqlx::query_as(
+                    "UPDATE jobs SET status = 'dead', last_error = $3, updated_at = $2 \
+                     WHERE status = 'queued' AND dedupe_key IN (SELECT 'send:' || message_id \
+                     FROM campaign_recipients WHERE campaign_id = $1 \
+                     AND state IN ('queued', 'retry') AND message_id IS NOT NULL) \
+                     RETURNING dedupe_key",
+                )
+                .bind(&id)
+                .bind(ms(now))
+                .bind(reason)
+                .fetch_all(&mut *tx)
+                .await?;
+                let event = StatusEvent {
+                    status: DeliveryStatus::Failed,
+                    at: now,
+                    error: Some(MessageError {
+                        code: code.to_owned(),
+                        provider_code: None,
+                        reason: reason.to_owned(),
+                    }),
+                };
+                for (key,) in withdrawn {
+                    let Some(message) = key.as_deref().and_then(|k| k.strip_prefix("send:")) else {
+                        continue;
+                    };
+                    apply_status!(tx, message, &event);
+                    withdraw_recipient!(tx, message, now);
                 }
             }
             if moved && retry {

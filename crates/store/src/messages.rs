@@ -8,7 +8,7 @@ use switchboard_core::message::{
 use switchboard_core::{Channel, ContactId, ConversationId, MessageId, SenderId};
 use time::OffsetDateTime;
 
-use crate::campaigns::{advance_recipient, close_interaction};
+use crate::campaigns::{advance_recipient, close_interaction, withdraw_recipient};
 use crate::conversations::{insert_conversation_event, move_conversation_row};
 use crate::decisions::{insert_decision, DecisionRecord};
 use crate::jobs::{finish_job_in, insert_job, Lease, NewJob, Outcome};
@@ -315,6 +315,9 @@ macro_rules! apply_status {
         }
     }};
 }
+
+pub(crate) use apply_status;
+pub(crate) use push_status_event;
 
 impl Store {
     /// A provider message id seen before (a webhook delivered twice) names the message that
@@ -851,7 +854,13 @@ impl Store {
                         Outcome::Dead { .. } => Some("failed"),
                         Outcome::Defer { .. } => None,
                     };
-                    if let Some(next) = next {
+                    let withdrawn = matches!(&c.outcome, Outcome::Dead { .. })
+                        && error.is_some_and(|e| {
+                            crate::campaigns::WITHDRAWN_CODES.contains(&e.code.as_str())
+                        });
+                    if withdrawn {
+                        withdraw_recipient!(tx, message.to_string(), now);
+                    } else if let Some(next) = next {
                         advance_recipient!(
                             tx,
                             message.to_string(),

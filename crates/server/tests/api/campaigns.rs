@@ -690,6 +690,84 @@ async fn the_messaging_limit_holds_a_campaign(db: TestDb) {
     assert_eq!(fake.sent().len(), 2);
 }
 
+/// Pausing withdraws what waits in the outbound queue: nothing goes after the button, and a
+/// resumed campaign still reaches everyone exactly once.
+async fn pausing_withdraws_what_waits_in_the_queue(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let fake = FakeGraph::start().await;
+    let sender = graph_sender(&app, &fake.api_base_url()).await;
+    // The sender paces two a second: the campaign's messages wait in the queue for their turn.
+    app.patch(
+        &format!("/api/v1/senders/{sender}"),
+        &app.admin,
+        json!({"rate_limit_per_second": 2}),
+    )
+    .await
+    .ok(200);
+    offer_template(&app, &sender).await;
+    let list = imported_list(&app, "Twelve", 12).await;
+    let created = campaign(
+        &app,
+        json!({"name": "Twelve", "sender_id": sender, "list_id": list,
+               "template": {"name": "spring_offer", "locale": "en"}, "start": true}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    wait_for(&app, &id, "one sent, the rest queued", |c| {
+        c["hopper"]["fresh"] == 0
+            && c["hopper"]["in_flight"].as_i64().unwrap() >= 6
+            && !fake.sent().is_empty()
+    })
+    .await;
+    app.post(
+        &format!("/api/v1/campaigns/{id}/pause"),
+        &app.admin,
+        json!({}),
+    )
+    .await
+    .ok(200);
+    let paused = wait_for(&app, &id, "nothing in the queue", |c| {
+        c["hopper"]["in_flight"] == 0
+    })
+    .await;
+    let sent = fake.sent().len();
+    assert!(sent < 12, "{sent} went");
+    assert_eq!(paused["hopper"]["pending"], sent as i64, "{paused:#}");
+    assert_eq!(paused["hopper"]["fresh"], 12 - sent as i64, "{paused:#}");
+    tokio::time::sleep(StdDuration::from_millis(1500)).await;
+    assert_eq!(fake.sent().len(), sent, "a withdrawn message went");
+    let withdrawn = app
+        .get("/api/v1/messages?status=failed&limit=100", &app.admin)
+        .await
+        .ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(withdrawn.len(), 12 - sent, "{withdrawn:#?}");
+    assert!(withdrawn
+        .iter()
+        .all(|m| m["error"]["code"] == "campaign_paused"));
+
+    app.post(
+        &format!("/api/v1/campaigns/{id}/resume"),
+        &app.admin,
+        json!({}),
+    )
+    .await
+    .ok(200);
+    wait_for(&app, &id, "everyone reached", |c| {
+        c["hopper"]["pending"] == 12 && c["hopper"]["in_flight"] == 0
+    })
+    .await;
+    let mut recipients: Vec<String> = fake.sent().iter().map(|s| s.recipient.clone()).collect();
+    assert_eq!(recipients.len(), 12);
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 12, "someone got two");
+}
+
+both_backends!(pausing_withdraws_what_waits_in_the_queue);
+
 both_backends!(
     the_messaging_limit_holds_a_campaign,
     a_campaign_sends_once_to_each_and_captures_answers,
