@@ -164,12 +164,7 @@ async fn open_sqlite(url: &str) -> Result<SqliteBackend> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10))
-        // Reads straight from the mapped file: every commit makes the other connections
-        // drop their page cache, and refilling it through read() cost more than the queries.
-        .pragma("mmap_size", "1073741824")
-        .pragma("cache_size", "-32768")
-        .pragma("temp_store", "memory");
+        .busy_timeout(Duration::from_secs(10));
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(options.clone())
