@@ -4,7 +4,7 @@
 //! mean (an expired token marks the sender, 131026 marks the contact as not on WhatsApp, an
 //! opt-out reported by the provider is recorded in the ledger).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use futures_util::StreamExt;
@@ -157,6 +157,18 @@ struct Facts {
     templates: HashMap<SenderId, Vec<Template>>,
     /// The state of each campaign whose messages the batch holds, as the batch began.
     campaigns: HashMap<CampaignId, CampaignState>,
+    /// For each WhatsApp sender with a messaging-limit tier that starts conversations in this
+    /// batch: the customers it has reached in 24 hours, counted once for the batch.
+    reach: HashMap<SenderId, Mutex<Reach>>,
+}
+
+/// A sender's reach as a batch goes: counted when the batch began, then kept by the batch
+/// itself as its messages reach new customers. Counting once a batch rather than once a
+/// message matters at large tiers, where a count reads a whole day of messages.
+struct Reach {
+    count: i64,
+    /// The customers of this batch already reached, by earlier messages or by this batch.
+    reached: HashSet<ContactId>,
 }
 
 impl Facts {
@@ -168,9 +180,17 @@ impl Facts {
             consent: HashMap::new(),
             templates: HashMap::new(),
             campaigns: HashMap::new(),
+            reach: HashMap::new(),
         };
         let mut by_channel: HashMap<Channel, Vec<ContactId>> = HashMap::new();
+        let mut starting: HashMap<SenderId, Vec<ContactId>> = HashMap::new();
         for message in messages {
+            if message.business_initiated && message.channel == Channel::Whatsapp {
+                starting
+                    .entry(message.sender_id)
+                    .or_default()
+                    .push(message.contact_id);
+            }
             if !facts.senders.contains_key(&message.sender_id) {
                 let sender = store
                     .get_sender(message.sender_id)
@@ -189,6 +209,31 @@ impl Facts {
             if !contacts.contains(&message.contact_id) {
                 contacts.push(message.contact_id);
             }
+        }
+        let since = state.now() - switchboard_core::policy::SERVICE_WINDOW;
+        for (sender, mut contacts) in starting {
+            let limited = facts
+                .senders
+                .get(&sender)
+                .is_some_and(|s| s.health.messaging_limit_tier.is_some());
+            if !limited {
+                continue;
+            }
+            contacts.sort_unstable();
+            contacts.dedup();
+            let (count, _) = store
+                .business_initiated_sent_reach(sender, None, since)
+                .await
+                .map_err(AppError::Internal)?;
+            let reached = store
+                .business_initiated_sent_reached_among(sender, &contacts, since)
+                .await
+                .map_err(AppError::Internal)?
+                .into_iter()
+                .collect();
+            facts
+                .reach
+                .insert(sender, Mutex::new(Reach { count, reached }));
         }
         for (channel, contacts) in by_channel {
             let mut ledgers: HashMap<ContactId, Vec<ConsentEvent>> = HashMap::new();
@@ -678,15 +723,34 @@ impl Dispatcher {
                 ));
             }
             if let Some(limit) = sender.health.messaging_limit_tier {
-                let (reached, includes) = store
-                    .business_initiated_sent_reach(
-                        sender.id,
-                        message.contact_id,
-                        state.now() - switchboard_core::policy::SERVICE_WINDOW,
-                    )
-                    .await
-                    .map_err(AppError::Internal)?;
-                if !includes && reached >= limit {
+                // A customer reached already costs nothing; a new one takes a place under the
+                // limit, kept for the rest of the batch.
+                let within = match facts.reach.get(&sender.id) {
+                    Some(reach) => {
+                        let mut reach = reach.lock().unwrap_or_else(|p| p.into_inner());
+                        if reach.reached.contains(&message.contact_id) {
+                            true
+                        } else if reach.count < limit {
+                            reach.count += 1;
+                            reach.reached.insert(message.contact_id);
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    None => {
+                        let (reached, includes) = store
+                            .business_initiated_sent_reach(
+                                sender.id,
+                                Some(message.contact_id),
+                                state.now() - switchboard_core::policy::SERVICE_WINDOW,
+                            )
+                            .await
+                            .map_err(AppError::Internal)?;
+                        includes || reached < limit
+                    }
+                };
+                if !within {
                     return Ok(refusal(
                         "messaging_limit_reached",
                         &format!(

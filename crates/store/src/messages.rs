@@ -700,16 +700,11 @@ impl Store {
     pub async fn business_initiated_sent_reach(
         &self,
         sender: SenderId,
-        contact: ContactId,
+        contact: Option<ContactId>,
         since: OffsetDateTime,
     ) -> Result<(i64, bool)> {
-        self.reach(
-            sender,
-            Some(contact),
-            since,
-            "provider_message_id IS NOT NULL",
-        )
-        .await
+        self.reach(sender, contact, since, "provider_message_id IS NOT NULL")
+            .await
     }
 
     /// Which of `contacts` this sender reached with business-initiated messages since `since`
@@ -720,12 +715,37 @@ impl Store {
         contacts: &[ContactId],
         since: OffsetDateTime,
     ) -> Result<Vec<ContactId>> {
+        self.reached_among(sender, contacts, since, "status <> 'failed'")
+            .await
+    }
+
+    /// Which of `contacts` this sender's business-initiated messages have actually reached
+    /// (handed to the provider) since `since`.
+    pub async fn business_initiated_sent_reached_among(
+        &self,
+        sender: SenderId,
+        contacts: &[ContactId],
+        since: OffsetDateTime,
+    ) -> Result<Vec<ContactId>> {
+        self.reached_among(sender, contacts, since, "provider_message_id IS NOT NULL")
+            .await
+    }
+
+    /// The contacts among `contacts` of the sender's business-initiated messages since
+    /// `since` that `counted` (a fixed SQL condition) selects.
+    async fn reached_among(
+        &self,
+        sender: SenderId,
+        contacts: &[ContactId],
+        since: OffsetDateTime,
+        counted: &'static str,
+    ) -> Result<Vec<ContactId>> {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
         let sql = format!(
             "SELECT DISTINCT contact_id FROM messages WHERE sender_id = $1 \
-             AND business_initiated AND created_at >= $2 AND status <> 'failed' \
+             AND business_initiated AND created_at >= $2 AND {counted} \
              AND contact_id IN ({})",
             crate::rows::placeholders(3, contacts.len())
         );

@@ -500,7 +500,7 @@ async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
     // Nothing handed to the provider yet: no one reached.
     assert_eq!(
         store
-            .business_initiated_sent_reach(sender.id, contact.id, t - Duration::hours(24))
+            .business_initiated_sent_reach(sender.id, Some(contact.id), t - Duration::hours(24))
             .await
             .unwrap(),
         (0, false)
@@ -593,17 +593,33 @@ async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
     // Reached: the contact, once, by the messages that went.
     assert_eq!(
         store
-            .business_initiated_sent_reach(sender.id, contact.id, t - Duration::hours(24))
+            .business_initiated_sent_reach(sender.id, Some(contact.id), t - Duration::hours(24))
             .await
             .unwrap(),
         (1, true)
     );
     assert_eq!(
         store
-            .business_initiated_sent_reach(sender.id, ContactId::new(), t - Duration::hours(24))
+            .business_initiated_sent_reach(
+                sender.id,
+                Some(ContactId::new()),
+                t - Duration::hours(24)
+            )
             .await
             .unwrap(),
         (1, false)
+    );
+    // The same, for a batch of contacts at once.
+    assert_eq!(
+        store
+            .business_initiated_sent_reached_among(
+                sender.id,
+                &[contact.id, ContactId::new()],
+                t - Duration::hours(24)
+            )
+            .await
+            .unwrap(),
+        vec![contact.id]
     );
     // Batch reads return what exists, with timelines.
     let mut ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();

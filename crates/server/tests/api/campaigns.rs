@@ -45,32 +45,14 @@ async fn graph_sender(app: &TestApp, base: &str) -> String {
 
 /// An approved marketing template with two quick replies and its variable mapped to the name.
 async fn offer_template(app: &TestApp, sender: &str) {
-    let created = app
-        .post(
-            "/api/v1/templates",
-            &app.admin,
-            json!({"sender_id": sender, "name": "spring_offer", "locale": "en",
-                   "category": "MARKETING", "body": "Hi {{1}}, spring prices are here. Interested?",
-                   "buttons": [{"type": "QUICK_REPLY", "text": "Yes"},
-                               {"type": "QUICK_REPLY", "text": "No"}],
-                   "variable_mapping": {"1": "contact.name"}}),
-        )
-        .await;
-    let id = created.ok(201)["id"].as_str().unwrap().to_owned();
-    app.post(
-        &format!("/api/v1/templates/{id}/submit"),
-        &app.admin,
-        json!({}),
+    app.approved_template(
+        json!({"sender_id": sender, "name": "spring_offer", "locale": "en",
+               "category": "MARKETING", "body": "Hi {{1}}, spring prices are here. Interested?",
+               "buttons": [{"type": "QUICK_REPLY", "text": "Yes"},
+                           {"type": "QUICK_REPLY", "text": "No"}],
+               "variable_mapping": {"1": "contact.name"}}),
     )
-    .await
-    .ok(200);
-    app.post(
-        &format!("/api/v1/templates/{id}/status"),
-        &app.admin,
-        json!({"status": "approved"}),
-    )
-    .await
-    .ok(200);
+    .await;
 }
 
 /// A UK mobile number, distinct for each `n`.

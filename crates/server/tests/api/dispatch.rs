@@ -314,6 +314,104 @@ async fn an_opt_out_before_sending_stops_the_message(db: TestDb) {
     assert_eq!(failed["provider_message_id"], Value::Null);
 }
 
+/// The tier counted again when messages go (R8.4): a customer reached already still gets
+/// theirs; of two new ones, a tier with one place left lets exactly one through.
+async fn the_tier_is_counted_again_when_messages_go(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let sender = app.sandbox_sender("whatsapp").await;
+    app.approved_template(
+        json!({"sender_id": sender, "name": "shipped", "locale": "en",
+                                 "category": "UTILITY", "body": "Your order has shipped."}),
+    )
+    .await;
+    let mut contacts = Vec::new();
+    for phone in ["+442079460001", "+442079460002", "+442079460003"] {
+        let id = app
+            .post("/api/v1/contacts", &app.admin, json!({"phone": phone}))
+            .await
+            .ok(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.post(
+            &format!("/api/v1/contacts/{id}/consent"),
+            &app.admin,
+            json!({"channel": "whatsapp", "status": "opted_in", "source": "website",
+                   "evidence": "checkout"}),
+        )
+        .await
+        .ok(201);
+        contacts.push(id);
+    }
+    let template = |contact: &str, send_at: Option<String>| {
+        let mut body = json!({"sender_id": sender, "contact_id": contact,
+                              "template": {"name": "shipped", "locale": "en"}});
+        if let Some(at) = send_at {
+            body["send_at"] = json!(at);
+        }
+        body
+    };
+    let first = app
+        .post("/api/v1/messages", &app.admin, template(&contacts[0], None))
+        .await
+        .ok(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.message_with_status(&first, "sent").await;
+    // Accepted while the sender has no tier, to go in two seconds.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::seconds(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut ids = Vec::new();
+    for contact in &contacts {
+        let accepted = app
+            .post(
+                "/api/v1/messages",
+                &app.admin,
+                template(contact, Some(later.clone())),
+            )
+            .await;
+        assert_eq!(accepted.ok(202)["status"], "scheduled");
+        ids.push(accepted.body["id"].as_str().unwrap().to_owned());
+    }
+    // Meanwhile Meta gives the number a tier of two customers a day; one is reached already.
+    let mut stored = app
+        .store()
+        .get_sender(sender.parse().unwrap())
+        .await
+        .unwrap();
+    stored.health.messaging_limit_tier = Some(2);
+    app.store().update_sender(&stored).await.unwrap();
+
+    app.message_with_status(&ids[0], "sent").await;
+    let mut outcomes = Vec::new();
+    for id in &ids[1..] {
+        let mut last = Value::Null;
+        for _ in 0..400 {
+            last = app
+                .get(&format!("/api/v1/messages/{id}"), &app.admin)
+                .await
+                .body;
+            if last["status"] == "sent" || last["status"] == "failed" {
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(25)).await;
+        }
+        outcomes.push(last);
+    }
+    let sent = outcomes.iter().filter(|m| m["status"] == "sent").count();
+    let refused: Vec<&Value> = outcomes
+        .iter()
+        .filter(|m| m["status"] == "failed")
+        .collect();
+    assert_eq!(sent, 1, "{outcomes:#?}");
+    assert_eq!(refused.len(), 1, "{outcomes:#?}");
+    assert_eq!(refused[0]["error"]["code"], "messaging_limit_reached");
+}
+
+both_backends!(the_tier_is_counted_again_when_messages_go);
+
 both_backends!(
     the_pair_limit_holds_back_one_recipient_only,
     a_retried_message_is_not_overtaken,

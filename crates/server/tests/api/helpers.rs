@@ -221,6 +221,26 @@ impl TestApp {
             .to_owned()
     }
 
+    /// A template created from `body`, submitted and approved; returns its id.
+    pub async fn approved_template(&self, body: Value) -> String {
+        let id = self
+            .post("/api/v1/templates", &self.admin, body)
+            .await
+            .ok(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for (step, body) in [
+            ("submit", json!({})),
+            ("status", json!({"status": "approved", "reason": "test"})),
+        ] {
+            self.post(&format!("/api/v1/templates/{id}/{step}"), &self.admin, body)
+                .await
+                .ok(200);
+        }
+        id
+    }
+
     /// Uploads a file as a browser's or curl's multipart form would, the file as `field`.
     pub async fn upload(
         &self,

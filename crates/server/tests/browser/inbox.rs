@@ -67,30 +67,6 @@ pub(crate) async fn open_row(browser: &Browser, who: &str) {
     until(browser, "the conversation", &format!("document.querySelector('.thread-title h2') && document.querySelector('.thread-title h2').innerText === '{who}'")).await;
 }
 
-async fn approved_template(app: &TestApp, body: Value) {
-    let id = app
-        .post("/api/v1/templates", &app.admin, body)
-        .await
-        .ok(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.post(
-        &format!("/api/v1/templates/{id}/submit"),
-        &app.admin,
-        json!({}),
-    )
-    .await
-    .ok(200);
-    app.post(
-        &format!("/api/v1/templates/{id}/status"),
-        &app.admin,
-        json!({"status": "approved", "reason": "test"}),
-    )
-    .await
-    .ok(200);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agents_day_in_the_inbox() {
     let Some(mut browser) = Browser::start("inbox_day").await else {
@@ -111,8 +87,7 @@ async fn an_agents_day_in_the_inbox() {
         .await
         .ok(200);
     }
-    approved_template(
-        &app,
+    app.approved_template(
         json!({"sender_id": wa, "name": "follow_up", "locale": "en", "category": "UTILITY",
                "body": "Hi {{1}}, we have an update on your request. Reply to continue.",
                "variable_mapping": {"1": "contact.name"}, "recontact": true}),
