@@ -556,29 +556,11 @@ async fn permanent_failures_fail_and_a_retry_run_tries_again(db: TestDb) {
     let list = imported_list(&app, "Three", 3).await;
     // A template whose variable nothing maps cannot be sent to a list.
     let bare = app
-        .post(
-            "/api/v1/templates",
-            &app.admin,
+        .approved_template(
             json!({"sender_id": sender, "name": "bare_offer", "locale": "en",
                    "category": "MARKETING", "body": "Hi {{1}}, new prices."}),
         )
-        .await
-        .ok(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for (step, body) in [
-        ("submit", json!({})),
-        ("status", json!({"status": "approved"})),
-    ] {
-        app.post(
-            &format!("/api/v1/templates/{bare}/{step}"),
-            &app.admin,
-            body,
-        )
-        .await
-        .ok(200);
-    }
+        .await;
     let refused = app
         .post(
             "/api/v1/campaigns",

@@ -39,33 +39,11 @@ async fn a_supervisor_runs_a_campaign() {
     let app = TestApp::spawn_with(TestDb::sqlite(), Arc::new(SystemClock), true).await;
     let wa = app.sandbox_sender("whatsapp").await;
     user(&app, "sue@example.com", "Sue Supervisor", "supervisor").await;
-    let template = app
-        .post(
-            "/api/v1/templates",
-            &app.admin,
-            json!({"sender_id": wa, "name": "winter_sale", "locale": "en",
+    let template = app.approved_template(json!({"sender_id": wa, "name": "winter_sale", "locale": "en",
                    "category": "MARKETING", "body": "Hi {{1}}, our winter sale starts today. Interested?",
                    "buttons": [{"type": "QUICK_REPLY", "text": "Yes please"},
                                {"type": "QUICK_REPLY", "text": "No thanks"}],
-                   "variable_mapping": {"1": "contact.name"}}),
-        )
-        .await
-        .ok(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for (step, body) in [
-        ("submit", json!({})),
-        ("status", json!({"status": "approved"})),
-    ] {
-        app.post(
-            &format!("/api/v1/templates/{template}/{step}"),
-            &app.admin,
-            body,
-        )
-        .await
-        .ok(200);
-    }
+                   "variable_mapping": {"1": "contact.name"}})).await;
     // Twelve customers who signed up on the website: one has since said stop, and two never
     // answer (so the campaign is still running, waiting for them, when it is paused).
     let mut contacts = Vec::new();
