@@ -555,12 +555,11 @@ async fn permanent_failures_fail_and_a_retry_run_tries_again(db: TestDb) {
     offer_template(&app, &sender).await;
     let list = imported_list(&app, "Three", 3).await;
     // A template whose variable nothing maps cannot be sent to a list.
-    let bare = app
-        .approved_template(
-            json!({"sender_id": sender, "name": "bare_offer", "locale": "en",
+    app.approved_template(
+        json!({"sender_id": sender, "name": "bare_offer", "locale": "en",
                    "category": "MARKETING", "body": "Hi {{1}}, new prices."}),
-        )
-        .await;
+    )
+    .await;
     let refused = app
         .post(
             "/api/v1/campaigns",

@@ -39,7 +39,7 @@ async fn a_supervisor_runs_a_campaign() {
     let app = TestApp::spawn_with(TestDb::sqlite(), Arc::new(SystemClock), true).await;
     let wa = app.sandbox_sender("whatsapp").await;
     user(&app, "sue@example.com", "Sue Supervisor", "supervisor").await;
-    let template = app.approved_template(json!({"sender_id": wa, "name": "winter_sale", "locale": "en",
+    app.approved_template(json!({"sender_id": wa, "name": "winter_sale", "locale": "en",
                    "category": "MARKETING", "body": "Hi {{1}}, our winter sale starts today. Interested?",
                    "buttons": [{"type": "QUICK_REPLY", "text": "Yes please"},
                                {"type": "QUICK_REPLY", "text": "No thanks"}],
