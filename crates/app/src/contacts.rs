@@ -74,6 +74,36 @@ fn parse_name(errors: &mut ValidationErrors, name: Option<&str>) -> Option<Optio
     )
 }
 
+/// A new contact's fields as typed, each `None` where it is invalid (the reason is added to
+/// `errors`); the API and the CSV import read contacts alike.
+#[allow(clippy::type_complexity)]
+fn parse_fields(
+    errors: &mut ValidationErrors,
+    input: &NewContact,
+) -> (
+    Option<Option<String>>,
+    Option<Option<PhoneNumber>>,
+    Option<Option<WhatsappUserId>>,
+    Option<Option<MessengerPsid>>,
+    Option<Option<Locale>>,
+) {
+    let name = parse_name(errors, input.name.as_deref());
+    let phone = parse_opt(errors, input.phone.as_deref(), |p| {
+        PhoneNumber::parse("phone", p)
+    });
+    let bsuid = parse_opt(errors, input.whatsapp_user_id.as_deref(), |u| {
+        WhatsappUserId::parse("whatsapp_user_id", u)
+    });
+    let psid = parse_opt(errors, input.messenger_psid.as_deref(), |p| {
+        MessengerPsid::parse("messenger_psid", p)
+    });
+    let locale = parse_opt(errors, input.locale.as_deref(), |l| {
+        Locale::parse("locale", l)
+    });
+    errors.check(validate_custom_fields(&input.fields));
+    (name, phone, bsuid, psid, locale)
+}
+
 fn parse_opt<T>(
     errors: &mut ValidationErrors,
     value: Option<&str>,
@@ -123,20 +153,7 @@ pub async fn create_contact(
         }
     }
     let mut errors = ValidationErrors::new();
-    let name = parse_name(&mut errors, input.name.as_deref());
-    let phone = parse_opt(&mut errors, input.phone.as_deref(), |p| {
-        PhoneNumber::parse("phone", p)
-    });
-    let bsuid = parse_opt(&mut errors, input.whatsapp_user_id.as_deref(), |u| {
-        WhatsappUserId::parse("whatsapp_user_id", u)
-    });
-    let psid = parse_opt(&mut errors, input.messenger_psid.as_deref(), |p| {
-        MessengerPsid::parse("messenger_psid", p)
-    });
-    let locale = parse_opt(&mut errors, input.locale.as_deref(), |l| {
-        Locale::parse("locale", l)
-    });
-    errors.check(validate_custom_fields(&input.fields));
+    let (name, phone, bsuid, psid, locale) = parse_fields(&mut errors, &input);
     let (Some(name), Some(phone), Some(bsuid), Some(psid), Some(locale)) =
         (name, phone, bsuid, psid, locale)
     else {
@@ -747,20 +764,7 @@ fn parse_row<'h>(
         }
     }
     let mut errors = ValidationErrors::new();
-    let name = parse_name(&mut errors, input.name.as_deref());
-    let phone = parse_opt(&mut errors, input.phone.as_deref(), |p| {
-        PhoneNumber::parse("phone", p)
-    });
-    let bsuid = parse_opt(&mut errors, input.whatsapp_user_id.as_deref(), |u| {
-        WhatsappUserId::parse("whatsapp_user_id", u)
-    });
-    let psid = parse_opt(&mut errors, input.messenger_psid.as_deref(), |p| {
-        MessengerPsid::parse("messenger_psid", p)
-    });
-    let locale = parse_opt(&mut errors, input.locale.as_deref(), |l| {
-        Locale::parse("locale", l)
-    });
-    errors.check(validate_custom_fields(&input.fields));
+    let (name, phone, bsuid, psid, locale) = parse_fields(&mut errors, &input);
     let reasons = |errors: ValidationErrors| {
         errors
             .into_errors()
