@@ -24,7 +24,7 @@ use switchboard_core::{
 };
 use switchboard_store::decisions::DecisionRecord;
 use switchboard_store::jobs::NewJob;
-use switchboard_store::messages::MessageFilter;
+use switchboard_store::messages::{MessageFilter, OutboundRecord};
 use switchboard_store::{PageRequest, StoreError};
 use time::OffsetDateTime;
 
@@ -160,7 +160,9 @@ struct Facts {
     templates: Vec<Template>,
     dlp: DlpRuleSet,
     hours: Option<switchboard_core::policy::HoursState>,
-    reach: (i64, bool),
+    /// The sender's reach in 24 hours and whether it includes this recipient; counted only
+    /// for a sender with a messaging-limit tier, the only one it can hold back.
+    reach: Option<(i64, bool)>,
     request: SendRequest,
     media: Option<MediaInput>,
     send_at: Option<OffsetDateTime>,
@@ -176,8 +178,8 @@ impl Facts {
                 health: self.sender.health.status,
                 token_status: self.sender.health.token_status,
                 messaging_limit: self.sender.health.messaging_limit_tier,
-                business_initiated_recipients_24h: self.reach.0,
-                recipient_reached_24h: self.reach.1,
+                business_initiated_recipients_24h: self.reach.map_or(0, |r| r.0),
+                recipient_reached_24h: self.reach.is_some_and(|r| r.1),
                 media_limit_bytes: self.media_limit_bytes,
             },
             sender_permitted: self.permitted,
@@ -207,7 +209,7 @@ impl Facts {
             "to": self.to,
             "last_inbound_at": self.last_inbound_at.map(rfc3339),
             "consent": self.consent,
-            "business_initiated_reach_24h": self.reach.0,
+            "business_initiated_reach_24h": self.reach.map(|r| r.0),
             "window": decision.window,
             "templates_considered": self.templates.len(),
             "dlp_rules": !self.dlp.is_empty(),
@@ -536,14 +538,19 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         None => (None, ConsentStatus::None),
     };
     let now = state.now();
-    let reach = store
-        .business_initiated_reach(
-            sender.id,
-            contact.as_ref().map(|c| c.id),
-            now - switchboard_core::policy::SERVICE_WINDOW,
-        )
-        .await
-        .map_err(AppError::Internal)?;
+    let reach = match sender.health.messaging_limit_tier {
+        Some(_) => Some(
+            store
+                .business_initiated_reach(
+                    sender.id,
+                    contact.as_ref().map(|c| c.id),
+                    now - switchboard_core::policy::SERVICE_WINDOW,
+                )
+                .await
+                .map_err(AppError::Internal)?,
+        ),
+        None => None,
+    };
     let templates = store
         .sender_templates(sender.id)
         .await
@@ -810,17 +817,18 @@ pub(crate) async fn send_as(
         event.contact_id = contact.id;
         event
     });
-    match store
-        .create_outbound(
-            &message,
-            &job,
-            &record,
-            key.as_ref(),
-            consent.as_ref(),
-            guard.as_ref(),
-        )
-        .await
-    {
+    let written = state
+        .outbound()
+        .commit(OutboundRecord {
+            message: message.clone(),
+            job,
+            decision: record,
+            idempotency: key.clone(),
+            consent,
+            guard: guard.clone(),
+        })
+        .await;
+    match written {
         Ok(()) => {
             state.publish(crate::events::LiveEvent::created(&message));
             if let Some(moved) = guard

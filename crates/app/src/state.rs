@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use switchboard_core::message::StatusEvent;
 use switchboard_core::sender::{ProviderKind, Sender};
 use switchboard_core::{MessageId, SenderId};
-use switchboard_store::messages::InboundRecord;
+use switchboard_store::messages::{InboundRecord, OutboundRecord};
 use switchboard_store::webhooks::WebhookEvent;
 use switchboard_store::StoreError;
 
@@ -94,6 +94,7 @@ struct Inner {
     /// first use (inside the runtime).
     inbox: std::sync::OnceLock<GroupCommit<WebhookEvent, bool>>,
     inbound: std::sync::OnceLock<GroupCommit<InboundRecord, ()>>,
+    outbound: std::sync::OnceLock<GroupCommit<OutboundRecord, ()>>,
     sends: std::sync::OnceLock<GroupCommit<(MessageId, String, StatusEvent), ()>>,
     /// Live updates for open inboxes (R5.7).
     live: tokio::sync::broadcast::Sender<crate::events::LiveEvent>,
@@ -165,6 +166,7 @@ impl AppState {
                 settings_generation: AtomicU64::new(0),
                 inbox: std::sync::OnceLock::new(),
                 inbound: std::sync::OnceLock::new(),
+                outbound: std::sync::OnceLock::new(),
                 sends: std::sync::OnceLock::new(),
                 // A watcher that falls this far behind skips ahead and reloads what it shows.
                 live: tokio::sync::broadcast::channel(4096).0,
@@ -399,6 +401,17 @@ impl AppState {
             GroupCommit::start(move |records: Vec<InboundRecord>| {
                 let store = store.clone();
                 async move { store.record_inbound_batch(&records).await }
+            })
+        })
+    }
+
+    /// Writes allowed sends, each with its job and decision.
+    pub(crate) fn outbound(&self) -> &GroupCommit<OutboundRecord, ()> {
+        self.inner.outbound.get_or_init(|| {
+            let store = self.inner.store.clone();
+            GroupCommit::start(move |records: Vec<OutboundRecord>| {
+                let store = store.clone();
+                async move { store.create_outbound_batch(&records).await }
             })
         })
     }

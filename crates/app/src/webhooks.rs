@@ -226,8 +226,9 @@ pub async fn accept_twilio(
 
 /// Webhooks read from the inbox at once.
 const PROCESS_BATCH: i64 = 500;
-/// Customers whose webhooks are applied at the same time.
-const PROCESS_CONCURRENCY: usize = 16;
+/// Customers whose webhooks are applied at the same time: all of a batch's, so that their
+/// messages reach the inbound writer together and are committed in one transaction.
+const PROCESS_CONCURRENCY: usize = PROCESS_BATCH as usize;
 
 /// Processes every stored webhook not yet processed; returns how many. Safe to run on several
 /// nodes at once: applying an event twice changes nothing the second time.

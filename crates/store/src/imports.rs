@@ -17,7 +17,7 @@ use switchboard_core::{
 use time::OffsetDateTime;
 
 use crate::contacts::{ContactRow, COLUMNS};
-use crate::lists::placeholders;
+use crate::rows::placeholders;
 use crate::rows::{enum_text, ms, parse, word};
 use crate::{Result, Store, StoreError};
 

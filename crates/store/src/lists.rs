@@ -10,7 +10,7 @@ use switchboard_core::{ContactId, ListId};
 use time::OffsetDateTime;
 
 use crate::contacts::{escape_like, ContactRow, COLUMNS as CONTACT_COLUMNS};
-use crate::rows::{at, ms, parse};
+use crate::rows::{at, ms, parse, placeholders};
 use crate::{Backend, Page, PageRequest, Result, Store, StoreError};
 
 /// Ids per statement when members are added or checked by id. Binding on SQLite costs the
@@ -56,14 +56,6 @@ impl ListRow {
 const LIST_COLUMNS: &str = "id, name, description, filter, created_by, created_at, updated_at, \
     (SELECT COUNT(*) FROM contact_list_members m WHERE m.list_id = contact_lists.id) \
     AS member_count";
-
-/// `$1, $2, ...` for `count` parameters numbered from `first`.
-pub(crate) fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// A filter as SQL over `contacts`: the condition and its parameters in order, all text.
 /// Parameters are numbered from `first`. Only fixed fragments and validated custom field names

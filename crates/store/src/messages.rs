@@ -1,5 +1,7 @@
 //! The message record and its status timeline.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::Value;
 use sqlx::types::Json;
 use switchboard_core::message::{
@@ -14,6 +16,17 @@ use crate::decisions::{insert_decision, DecisionRecord};
 use crate::jobs::{finish_job_in, insert_job, Lease, NewJob, Outcome};
 use crate::rows::{at, json_value, ms, parse, parse_opt};
 use crate::{IdempotencyKey, Page, PageRequest, Result, Store, StoreError};
+
+/// An outbound message and what is written with it: see [`Store::create_outbound`].
+#[derive(Clone, Debug)]
+pub struct OutboundRecord {
+    pub message: Message,
+    pub job: NewJob,
+    pub decision: DecisionRecord,
+    pub idempotency: Option<IdempotencyKey>,
+    pub consent: Option<switchboard_core::consent::ConsentEvent>,
+    pub guard: Option<crate::conversations::ReplyGuard>,
+}
 
 /// An inbound message and what is recorded with it.
 #[derive(Clone, Debug)]
@@ -177,19 +190,29 @@ pub struct MessageFilter {
     pub until: Option<OffsetDateTime>,
 }
 
+/// The columns a message is inserted with, in the order its values are bound.
+macro_rules! message_columns {
+    () => {
+        "id, direction, channel, sender_id, contact_id, conversation_id, text, template, media, \
+         channel_template_type, status, provider_message_id, error_code, error_provider_code, \
+         error_reason, provider_timestamp, tag, business_initiated, redacted, send_at, actor, \
+         created_at, updated_at"
+    };
+}
+
+pub(crate) use message_columns;
+
 /// Inserts a message row and its timeline inside the caller's transaction.
 macro_rules! insert_message_row {
     ($tx:ident, $message:expr) => {{
         let message: &Message = $message;
         let id = message.id.to_string();
-        sqlx::query(
-            "INSERT INTO messages (id, direction, channel, sender_id, contact_id, \
-             conversation_id, text, template, media, channel_template_type, status, \
-             provider_message_id, error_code, error_provider_code, error_reason, \
-             provider_timestamp, tag, business_initiated, redacted, send_at, actor, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19, $20, $21, $22, $23)",
-        )
+        sqlx::query(concat!(
+            "INSERT INTO messages (",
+            $crate::messages::message_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+        ))
         .bind(&id)
         .bind(message.direction.as_str())
         .bind(message.channel.as_str())
@@ -319,6 +342,172 @@ macro_rules! apply_status {
 pub(crate) use apply_status;
 pub(crate) use push_status_event;
 
+/// A conversation that a batch of inbound messages writes to, and what they bring it.
+struct Touched {
+    id: ConversationId,
+    /// The first message's arrival: when the customer began to wait, if they were not.
+    first_at: OffsetDateTime,
+    last_at: OffsetDateTime,
+    /// The latest of the provider's timestamps: the window runs from it.
+    sent_at: OffsetDateTime,
+    count: i64,
+    /// The last message's preview.
+    preview: String,
+}
+
+/// The conversations that inbound messages (in the order they came) write to, each once.
+fn touched_conversations(records: &[&InboundRecord]) -> Vec<Touched> {
+    let mut touched: Vec<Touched> = Vec::new();
+    let mut index: HashMap<ConversationId, usize> = HashMap::new();
+    for record in records {
+        let message = &record.message;
+        let Some(id) = message.conversation_id else {
+            continue;
+        };
+        let sent_at = message.provider_timestamp.unwrap_or(message.created_at);
+        let preview = switchboard_core::conversation::preview(message);
+        match index.get(&id) {
+            Some(&i) => {
+                let t = &mut touched[i];
+                t.last_at = t.last_at.max(message.created_at);
+                t.sent_at = t.sent_at.max(sent_at);
+                t.count += 1;
+                t.preview = preview;
+            }
+            None => {
+                index.insert(id, touched.len());
+                touched.push(Touched {
+                    id,
+                    first_at: message.created_at,
+                    last_at: message.created_at,
+                    sent_at,
+                    count: 1,
+                    preview,
+                });
+            }
+        }
+    }
+    touched
+}
+
+/// Records inbound messages one by one inside the caller's transaction, each under a
+/// savepoint; the result of each.
+macro_rules! record_inbound_in {
+    ($tx:ident, $records:expr, $lock_rows:expr) => {{
+        let lock_rows: bool = $lock_rows;
+        let records: Vec<&InboundRecord> = $records;
+        let tx = &mut *$tx;
+        {
+            let mut results = Vec::with_capacity(records.len());
+            for record in records {
+                sqlx::query("SAVEPOINT inbound").execute(&mut *tx).await?;
+                let recorded: Result<()> = async {
+                    let message = &record.message;
+                    let sent_at = message.provider_timestamp.unwrap_or(message.created_at);
+                    insert_message_row!(tx, message);
+                    let quiet = match &record.answer {
+                        Some(answer) => {
+                            let closed = close_interaction!(
+                                tx,
+                                answer,
+                                message.id.to_string(),
+                                message.created_at
+                            );
+                            // The campaign message joins the conversation its answer is in, so
+                            // that whoever reads the answer sees what it answers.
+                            if let (true, Some(conversation)) = (closed, message.conversation_id) {
+                                sqlx::query(
+                                    "UPDATE messages SET conversation_id = $1 \
+                                     WHERE conversation_id IS NULL AND id = (SELECT message_id \
+                                     FROM campaign_recipients WHERE campaign_id = $2 \
+                                     AND contact_id = $3)",
+                                )
+                                .bind(conversation.to_string())
+                                .bind(answer.campaign_id.to_string())
+                                .bind(answer.contact_id.to_string())
+                                .execute(&mut *tx)
+                                .await?;
+                            }
+                            closed && answer.quiet
+                        }
+                        None => false,
+                    };
+                    if let Some(conversation) = message.conversation_id {
+                        // The customer's message reopens a closed conversation (R5.2), and
+                        // that move is part of its history like any other.
+                        // Lock the row before reading its state (the portable SELECT ...
+                        // FOR UPDATE), so that a reply claiming it meanwhile cannot leave a
+                        // "reopened" in the history of a conversation that stayed claimed.
+                        if lock_rows {
+                            sqlx::query(
+                                "UPDATE conversations SET updated_at = updated_at WHERE id = $1",
+                            )
+                            .bind(conversation.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        // A quick-reply answer to a campaign needs no one: it neither reopens
+                        // a conversation nor leaves a fresh one waiting in Unclaimed.
+                        if !quiet {
+                            sqlx::query(
+                                "INSERT INTO conversation_events (id, conversation_id, action, \
+                                 from_state, to_state, assignee_id, actor, at) \
+                                 SELECT $1, id, 'reopened', 'closed', 'unclaimed', NULL, \
+                                 'contact', $3 FROM conversations WHERE id = $2 \
+                                 AND state = 'closed'",
+                            )
+                            .bind(switchboard_core::ConversationEventId::new().to_string())
+                            .bind(conversation.to_string())
+                            .bind(ms(message.created_at))
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        sqlx::query(
+                            "UPDATE conversations SET last_message_at = $2, activity_at = $2, \
+                             last_inbound_at = CASE WHEN last_inbound_at IS NULL \
+                               OR last_inbound_at < $3 THEN $3 ELSE last_inbound_at END, \
+                             state = CASE WHEN $5 THEN (CASE WHEN state = 'unclaimed' \
+                               AND assignee_id IS NULL AND waiting_since IS NULL THEN 'closed' \
+                               ELSE state END) \
+                               WHEN state = 'closed' THEN 'unclaimed' ELSE state END, \
+                             assignee_id = CASE WHEN NOT $5 AND state = 'closed' THEN NULL \
+                               ELSE assignee_id END, \
+                             waiting_since = CASE WHEN $5 THEN waiting_since \
+                               WHEN state = 'closed' THEN $2 \
+                               ELSE COALESCE(waiting_since, $2) END, \
+                             unread_count = unread_count + CASE WHEN $5 THEN 0 ELSE 1 END, \
+                             preview = $4, \
+                             preview_direction = 'inbound', updated_at = $2 WHERE id = $1",
+                        )
+                        .bind(conversation.to_string())
+                        .bind(ms(message.created_at))
+                        .bind(ms(sent_at))
+                        .bind(switchboard_core::conversation::preview(message))
+                        .bind(quiet)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if let Some(event) = &record.consent {
+                        insert_consent_event!(tx, event);
+                    }
+                    if let Some(job) = &record.job {
+                        insert_job!(tx, job, message.created_at);
+                    }
+                    Ok(())
+                }
+                .await;
+                let end = if recorded.is_ok() {
+                    "RELEASE SAVEPOINT inbound"
+                } else {
+                    "ROLLBACK TO SAVEPOINT inbound"
+                };
+                sqlx::query(end).execute(&mut *tx).await?;
+                results.push(recorded);
+            }
+            results
+        }
+    }};
+}
 impl Store {
     /// A provider message id seen before (a webhook delivered twice) names the message that
     /// already has it, so the caller can answer with that one.
@@ -462,6 +651,7 @@ impl Store {
     /// Writes an allowed outbound message, its send job (due at `send_at` for a scheduled
     /// message), the decision that allowed it, the idempotency key and a consent change the
     /// send makes (an opt-in request), all in one transaction: all of them exist or none does.
+    /// A reply's move of its conversation is checked against `guard` in the same transaction.
     pub async fn create_outbound(
         &self,
         message: &Message,
@@ -471,51 +661,121 @@ impl Store {
         consent: Option<&switchboard_core::consent::ConsentEvent>,
         guard: Option<&crate::conversations::ReplyGuard>,
     ) -> Result<()> {
-        write_tx!(self, |tx| {
-            if let (Some(guard), Some(conversation)) = (guard, message.conversation_id) {
-                let id = conversation.to_string();
-                if !move_conversation_row!(tx, &id, guard.expected, guard.next, message.created_at)
-                {
-                    return Err(StoreError::Conflict {
-                        field: "conversation_state".to_owned(),
-                        existing_id: None,
-                    });
+        let record = OutboundRecord {
+            message: message.clone(),
+            job: job.clone(),
+            decision: decision.clone(),
+            idempotency: idempotency.cloned(),
+            consent: consent.cloned(),
+            guard: guard.cloned(),
+        };
+        let mut results = self
+            .create_outbound_batch(std::slice::from_ref(&record))
+            .await?;
+        results.pop().unwrap_or(Ok(()))
+    }
+
+    /// Writes many outbound messages in one transaction (a group commit), each as
+    /// [`Store::create_outbound`] would and under a savepoint of its own, so that one refused
+    /// (a conversation claimed meanwhile, an idempotency key taken) leaves the others written.
+    /// If the transaction itself fails (on PostgreSQL, a deadlock with another writer of the
+    /// same conversations), each is written alone.
+    pub async fn create_outbound_batch(
+        &self,
+        records: &[OutboundRecord],
+    ) -> Result<Vec<Result<()>>> {
+        match self.create_outbound_together(records).await {
+            Ok(results) => Ok(results),
+            Err(error) if records.len() > 1 => {
+                tracing::debug!(?error, "a batch of sends is written one by one");
+                let mut results = Vec::with_capacity(records.len());
+                for record in records {
+                    let mut one = self
+                        .create_outbound_together(std::slice::from_ref(record))
+                        .await?;
+                    results.push(one.pop().unwrap_or(Ok(())));
                 }
-                if guard.expected != guard.next {
-                    insert_conversation_event!(tx, &guard.event);
+                Ok(results)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn create_outbound_together(
+        &self,
+        records: &[OutboundRecord],
+    ) -> Result<Vec<Result<()>>> {
+        Ok(write_tx!(self, |tx| {
+            let mut results = Vec::with_capacity(records.len());
+            for record in records {
+                sqlx::query("SAVEPOINT outbound").execute(&mut *tx).await?;
+                let written: Result<()> = async {
+                    let message = &record.message;
+                    if let (Some(guard), Some(conversation)) =
+                        (&record.guard, message.conversation_id)
+                    {
+                        let id = conversation.to_string();
+                        if !move_conversation_row!(
+                            tx,
+                            &id,
+                            guard.expected,
+                            guard.next,
+                            message.created_at
+                        ) {
+                            return Err(StoreError::Conflict {
+                                field: "conversation_state".to_owned(),
+                                existing_id: None,
+                            });
+                        }
+                        if guard.expected != guard.next {
+                            insert_conversation_event!(tx, &guard.event);
+                        }
+                    }
+                    record_idempotency!(
+                        tx,
+                        record.idempotency.as_ref(),
+                        "message",
+                        message.id.to_string(),
+                        message.created_at
+                    );
+                    insert_message_row!(tx, message);
+                    insert_job!(tx, &record.job, message.created_at);
+                    insert_decision!(tx, &record.decision);
+                    if let Some(event) = &record.consent {
+                        insert_consent_event!(tx, event);
+                    }
+                    if let Some(conversation) = message.conversation_id {
+                        sqlx::query(
+                            "UPDATE conversations SET last_message_at = $2, activity_at = $2, \
+                             updated_at = $2, preview = $3, preview_direction = 'outbound', \
+                             waiting_since = CASE WHEN $4 THEN NULL ELSE waiting_since END \
+                             WHERE id = $1",
+                        )
+                        .bind(conversation.to_string())
+                        .bind(ms(message.created_at))
+                        .bind(switchboard_core::conversation::preview(message))
+                        // The customer is answered by a person's or an integration's message
+                        // sent now; an automatic reply or a message scheduled for later leaves
+                        // them waiting.
+                        .bind(
+                            message.actor.as_deref() != Some("system") && message.send_at.is_none(),
+                        )
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Ok(())
                 }
+                .await;
+                let end = if written.is_ok() {
+                    "RELEASE SAVEPOINT outbound"
+                } else {
+                    "ROLLBACK TO SAVEPOINT outbound"
+                };
+                sqlx::query(end).execute(&mut *tx).await?;
+                results.push(written);
             }
-            record_idempotency!(
-                tx,
-                idempotency,
-                "message",
-                message.id.to_string(),
-                message.created_at
-            );
-            insert_message_row!(tx, message);
-            insert_job!(tx, job, message.created_at);
-            insert_decision!(tx, decision);
-            if let Some(event) = consent {
-                insert_consent_event!(tx, event);
-            }
-            if let Some(conversation) = message.conversation_id {
-                sqlx::query(
-                    "UPDATE conversations SET last_message_at = $2, activity_at = $2, \
-                     updated_at = $2, preview = $3, preview_direction = 'outbound', \
-                     waiting_since = CASE WHEN $4 THEN NULL ELSE waiting_since END \
-                     WHERE id = $1",
-                )
-                .bind(conversation.to_string())
-                .bind(ms(message.created_at))
-                .bind(switchboard_core::conversation::preview(message))
-                // The customer is answered by a person's or an integration's message sent now;
-                // an automatic reply or a message scheduled for later leaves them waiting.
-                .bind(message.actor.as_deref() != Some("system") && message.send_at.is_none())
-                .execute(&mut *tx)
-                .await?;
-            }
-        });
-        Ok(())
+            results
+        }))
     }
 
     /// Records an inbound message: the message, its conversation's activity (a closed
@@ -541,125 +801,229 @@ impl Store {
     }
 
     /// Records many inbound messages in one transaction (a group commit), each as
-    /// [`Store::record_inbound`] would: each under a savepoint, so that one refused (a
-    /// duplicate) leaves the others recorded. The outer error is the transaction's own.
+    /// [`Store::record_inbound`] would; a duplicate is refused alone, leaving the others
+    /// recorded. The outer error is the transaction's own.
+    ///
+    /// The batch is written with a few multi-row statements rather than several statements a
+    /// message: at thousands of messages a second the statements themselves are the cost. If
+    /// that fails (a contact deleted meanwhile fails the statement that names it, and with it
+    /// the batch), each message is tried again alone, so that only the one at fault fails.
     pub async fn record_inbound_batch(&self, records: &[InboundRecord]) -> Result<Vec<Result<()>>> {
-        // SQLite's one writer holds the whole database: only PostgreSQL needs the row lock.
-        let lock_rows = self.backend() == crate::Backend::Postgres;
-        let results: Vec<Result<()>> = write_tx!(self, |tx| {
-            let mut results = Vec::with_capacity(records.len());
-            for record in records {
-                sqlx::query("SAVEPOINT inbound").execute(&mut *tx).await?;
-                let recorded: Result<()> = async {
-                    let message = &record.message;
-                    let sent_at = message.provider_timestamp.unwrap_or(message.created_at);
-                    insert_message_row!(tx, message);
-                    let quiet = match &record.answer {
-                        Some(answer) => {
-                            let closed = close_interaction!(
-                                tx,
-                                answer,
-                                message.id.to_string(),
-                                message.created_at
-                            );
-                            // The campaign message joins the conversation its answer is in, so
-                            // that whoever reads the answer sees what it answers.
-                            if let (true, Some(conversation)) = (closed, message.conversation_id) {
-                                sqlx::query(
-                                    "UPDATE messages SET conversation_id = $1 \
-                                     WHERE conversation_id IS NULL AND id = (SELECT message_id \
-                                     FROM campaign_recipients WHERE campaign_id = $2 \
-                                     AND contact_id = $3)",
-                                )
-                                .bind(conversation.to_string())
-                                .bind(answer.campaign_id.to_string())
-                                .bind(answer.contact_id.to_string())
-                                .execute(&mut *tx)
-                                .await?;
-                            }
-                            closed && answer.quiet
-                        }
-                        None => false,
-                    };
-                    if let Some(conversation) = message.conversation_id {
-                        // The customer's message reopens a closed conversation (R5.2), and
-                        // that move is part of its history like any other.
-                        // Lock the row before reading its state (the portable SELECT ...
-                        // FOR UPDATE), so that a reply claiming it meanwhile cannot leave a
-                        // "reopened" in the history of a conversation that stayed claimed.
-                        if lock_rows {
-                            sqlx::query(
-                                "UPDATE conversations SET updated_at = updated_at WHERE id = $1",
-                            )
-                            .bind(conversation.to_string())
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        // A quick-reply answer to a campaign needs no one: it neither reopens
-                        // a conversation nor leaves a fresh one waiting in Unclaimed.
-                        if !quiet {
-                            sqlx::query(
-                                "INSERT INTO conversation_events (id, conversation_id, action, \
-                                 from_state, to_state, assignee_id, actor, at) \
-                                 SELECT $1, id, 'reopened', 'closed', 'unclaimed', NULL, \
-                                 'contact', $3 FROM conversations WHERE id = $2 \
-                                 AND state = 'closed'",
-                            )
-                            .bind(switchboard_core::ConversationEventId::new().to_string())
-                            .bind(conversation.to_string())
-                            .bind(ms(message.created_at))
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        sqlx::query(
-                            "UPDATE conversations SET last_message_at = $2, activity_at = $2, \
-                             last_inbound_at = CASE WHEN last_inbound_at IS NULL \
-                               OR last_inbound_at < $3 THEN $3 ELSE last_inbound_at END, \
-                             state = CASE WHEN $5 THEN (CASE WHEN state = 'unclaimed' \
-                               AND assignee_id IS NULL AND waiting_since IS NULL THEN 'closed' \
-                               ELSE state END) \
-                               WHEN state = 'closed' THEN 'unclaimed' ELSE state END, \
-                             assignee_id = CASE WHEN NOT $5 AND state = 'closed' THEN NULL \
-                               ELSE assignee_id END, \
-                             waiting_since = CASE WHEN $5 THEN waiting_since \
-                               WHEN state = 'closed' THEN $2 \
-                               ELSE COALESCE(waiting_since, $2) END, \
-                             unread_count = unread_count + CASE WHEN $5 THEN 0 ELSE 1 END, \
-                             preview = $4, \
-                             preview_direction = 'inbound', updated_at = $2 WHERE id = $1",
-                        )
-                        .bind(conversation.to_string())
-                        .bind(ms(message.created_at))
-                        .bind(ms(sent_at))
-                        .bind(switchboard_core::conversation::preview(message))
-                        .bind(quiet)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    if let Some(event) = &record.consent {
-                        insert_consent_event!(tx, event);
-                    }
-                    if let Some(job) = &record.job {
-                        insert_job!(tx, job, message.created_at);
-                    }
-                    Ok(())
-                }
-                .await;
-                let end = if recorded.is_ok() {
-                    "RELEASE SAVEPOINT inbound"
-                } else {
-                    "ROLLBACK TO SAVEPOINT inbound"
-                };
-                sqlx::query(end).execute(&mut *tx).await?;
-                results.push(recorded);
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let results = match self.record_inbound_together(records).await {
+            Ok(results) => results,
+            Err(error) => {
+                tracing::debug!(?error, "a batch of inbound messages is written one by one");
+                self.record_inbound_each(records).await?
             }
-            results
-        });
+        };
         let mut named = Vec::with_capacity(results.len());
         for (result, record) in results.into_iter().zip(records) {
             named.push(self.name_duplicate(result, &record.message).await);
         }
         Ok(named)
+    }
+
+    async fn record_inbound_together(&self, records: &[InboundRecord]) -> Result<Vec<Result<()>>> {
+        // At most 23 parameters a row (a message): 9,200 a statement, well under both
+        // engines' limits.
+        const ROWS: usize = 400;
+        // An answer to a campaign can close its conversation rather than reopen it: those
+        // conversations, with all of their messages in the batch, go one by one, in order.
+        let answered: HashSet<ConversationId> = records
+            .iter()
+            .filter(|r| r.answer.is_some())
+            .filter_map(|r| r.message.conversation_id)
+            .collect();
+        let (careful, plain): (Vec<usize>, Vec<usize>) = (0..records.len()).partition(|&i| {
+            let record = &records[i];
+            record.answer.is_some()
+                || record
+                    .message
+                    .conversation_id
+                    .is_some_and(|c| answered.contains(&c))
+        });
+        let lock_rows = self.backend() == crate::Backend::Postgres;
+        let mut results: Vec<Option<Result<()>>> = (0..records.len()).map(|_| None).collect();
+        let careful_results = write_tx!(self, |tx| {
+            let mut inserted: HashSet<String> = HashSet::new();
+            for chunk in plain.chunks(ROWS) {
+                let sql = format!(
+                    "INSERT INTO messages ({}) VALUES {} \
+                     ON CONFLICT (channel, provider_message_id) DO NOTHING RETURNING id",
+                    message_columns!(),
+                    crate::rows::tuples(chunk.len(), 23)
+                );
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for &i in chunk {
+                    let m = &records[i].message;
+                    let error = m.error.as_ref();
+                    query = query
+                        .bind(m.id.to_string())
+                        .bind(m.direction.as_str())
+                        .bind(m.channel.as_str())
+                        .bind(m.sender_id.to_string())
+                        .bind(m.contact_id.to_string())
+                        .bind(m.conversation_id.map(|c| c.to_string()))
+                        .bind(&m.text)
+                        .bind(m.template.as_ref().map(Json))
+                        .bind(m.media.as_ref().map(Json))
+                        .bind(m.channel_template_type.as_str())
+                        .bind(m.status.as_str())
+                        .bind(&m.provider_message_id)
+                        .bind(error.map(|e| e.code.as_str()))
+                        .bind(error.and_then(|e| e.provider_code.as_deref()))
+                        .bind(error.map(|e| e.reason.as_str()))
+                        .bind(m.provider_timestamp.map(ms))
+                        .bind(m.tag.map(|t| crate::rows::enum_text(&t)))
+                        .bind(m.business_initiated)
+                        .bind(m.redacted)
+                        .bind(m.send_at.map(ms))
+                        .bind(&m.actor)
+                        .bind(ms(m.created_at))
+                        .bind(ms(m.updated_at));
+                }
+                inserted.extend(query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id));
+            }
+            let fresh: Vec<&InboundRecord> = plain
+                .iter()
+                .map(|&i| &records[i])
+                .filter(|r| inserted.contains(&r.message.id.to_string()))
+                .collect();
+            let events: Vec<(String, i64, &StatusEvent)> = fresh
+                .iter()
+                .flat_map(|r| {
+                    let id = r.message.id.to_string();
+                    r.message
+                        .status_history
+                        .iter()
+                        .enumerate()
+                        .map(move |(seq, event)| (id.clone(), seq as i64 + 1, event))
+                })
+                .collect();
+            for chunk in events.chunks(ROWS) {
+                let sql = format!(
+                    "INSERT INTO message_status_events (message_id, seq, status, at) VALUES {}",
+                    crate::rows::tuples(chunk.len(), 4)
+                );
+                let mut query = sqlx::query(&sql);
+                for (id, seq, event) in chunk {
+                    query = query
+                        .bind(id)
+                        .bind(seq)
+                        .bind(event.status.as_str())
+                        .bind(ms(event.at));
+                }
+                query.execute(&mut *tx).await?;
+            }
+            let touched = touched_conversations(&fresh);
+            if lock_rows && !touched.is_empty() {
+                // In one order, so that two batches locking some of the same rows cannot
+                // deadlock.
+                for chunk in touched.chunks(ROWS) {
+                    let sql = format!(
+                        "SELECT id FROM conversations WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                        crate::rows::placeholders(1, chunk.len())
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for t in chunk {
+                        query = query.bind(t.id.to_string());
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+            }
+            for chunk in touched.chunks(ROWS) {
+                // A customer's message reopens a closed conversation (R5.2), and that move is
+                // part of its history like any other.
+                let sql = format!(
+                    "WITH v (event_id, conversation_id, at) AS (VALUES {}) \
+                     INSERT INTO conversation_events (id, conversation_id, action, from_state, \
+                     to_state, assignee_id, actor, at) SELECT v.event_id, c.id, 'reopened', \
+                     'closed', 'unclaimed', NULL, 'contact', v.at FROM v \
+                     JOIN conversations c ON c.id = v.conversation_id WHERE c.state = 'closed'",
+                    crate::rows::tuples(chunk.len(), 3)
+                );
+                let mut query = sqlx::query(&sql);
+                for t in chunk {
+                    query = query
+                        .bind(switchboard_core::ConversationEventId::new().to_string())
+                        .bind(t.id.to_string())
+                        .bind(ms(t.first_at));
+                }
+                query.execute(&mut *tx).await?;
+                let sql = format!(
+                    "WITH v (id, first_at, last_at, sent_at, n, preview) AS (VALUES {}) \
+                     UPDATE conversations SET last_message_at = v.last_at, \
+                     activity_at = v.last_at, \
+                     last_inbound_at = CASE WHEN conversations.last_inbound_at IS NULL \
+                       OR conversations.last_inbound_at < v.sent_at THEN v.sent_at \
+                       ELSE conversations.last_inbound_at END, \
+                     state = CASE WHEN conversations.state = 'closed' THEN 'unclaimed' \
+                       ELSE conversations.state END, \
+                     assignee_id = CASE WHEN conversations.state = 'closed' THEN NULL \
+                       ELSE conversations.assignee_id END, \
+                     waiting_since = CASE WHEN conversations.state = 'closed' THEN v.first_at \
+                       ELSE COALESCE(conversations.waiting_since, v.first_at) END, \
+                     unread_count = conversations.unread_count + v.n, \
+                     preview = v.preview, preview_direction = 'inbound', \
+                     updated_at = v.last_at FROM v WHERE conversations.id = v.id",
+                    crate::rows::tuples(chunk.len(), 6)
+                );
+                let mut query = sqlx::query(&sql);
+                for t in chunk {
+                    query = query
+                        .bind(t.id.to_string())
+                        .bind(ms(t.first_at))
+                        .bind(ms(t.last_at))
+                        .bind(ms(t.sent_at))
+                        .bind(t.count)
+                        .bind(&t.preview);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            for record in &fresh {
+                if let Some(event) = &record.consent {
+                    insert_consent_event!(tx, event);
+                }
+                if let Some(job) = &record.job {
+                    insert_job!(tx, job, record.message.created_at);
+                }
+            }
+            for &i in &plain {
+                let written = inserted.contains(&records[i].message.id.to_string());
+                results[i] = Some(if written {
+                    Ok(())
+                } else {
+                    Err(StoreError::Conflict {
+                        field: "provider_message_id".to_owned(),
+                        existing_id: None,
+                    })
+                });
+            }
+            let careful: Vec<&InboundRecord> = careful.iter().map(|&i| &records[i]).collect();
+            record_inbound_in!(tx, careful, lock_rows)
+        });
+        for (i, result) in careful.into_iter().zip(careful_results) {
+            results[i] = Some(result);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(StoreError::Batch("a message was left out".to_owned())))
+            })
+            .collect())
+    }
+
+    /// Records each message under a savepoint of its own, so that one refused leaves the
+    /// others recorded.
+    async fn record_inbound_each(&self, records: &[InboundRecord]) -> Result<Vec<Result<()>>> {
+        let lock_rows = self.backend() == crate::Backend::Postgres;
+        let records: Vec<&InboundRecord> = records.iter().collect();
+        Ok(write_tx!(self, |tx| record_inbound_in!(
+            tx, records, lock_rows
+        )))
     }
 
     /// When the contact last wrote to this sender, by the provider's clock: the start of the

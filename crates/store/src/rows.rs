@@ -57,6 +57,15 @@ pub(crate) fn enum_text<T: serde::Serialize>(value: &T) -> String {
     }
 }
 
+/// `($1, $2), ($3, $4), ...`: `rows` tuples of `columns` numbered placeholders, for a
+/// multi-row `VALUES` list.
+pub(crate) fn tuples(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", placeholders(row * columns + 1, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `$first, $first+1, ...`: `count` numbered placeholders for an `IN (...)` list.
 pub(crate) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)

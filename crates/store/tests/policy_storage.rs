@@ -646,11 +646,134 @@ async fn settings_are_documents_by_key(db: TestDb) {
     );
 }
 
+/// A batch of inbound messages for several conversations is written together: each
+/// conversation once, with every message counted, the last one previewed, a closed one reopened
+/// with its history, a duplicate refused alone, and a message naming no contact that exists
+/// failing alone while the others are written.
+async fn a_batch_of_inbound_messages_is_written_together(db: TestDb) {
+    let (store, sender, ada) = setup(&db).await;
+    let mut bob = ada.clone();
+    bob.id = ContactId::new();
+    bob.phone = Some(PhoneNumber::parse("phone", "+442079460959").unwrap());
+    store.create_contact(&bob, None).await.unwrap();
+    let t = now();
+    let ada_conversation = store
+        .ensure_conversation(ada.id, sender.id, sender.channel, t)
+        .await
+        .unwrap();
+    let bob_conversation = store
+        .ensure_conversation(bob.id, sender.id, sender.channel, t)
+        .await
+        .unwrap();
+    let closed = switchboard_core::conversation::Assignment {
+        state: switchboard_core::conversation::ConversationState::Closed,
+        assignee: None,
+    };
+    let unclaimed = store
+        .get_conversation(bob_conversation)
+        .await
+        .unwrap()
+        .assignment();
+    let close = switchboard_store::conversations::ConversationEvent {
+        id: switchboard_core::ConversationEventId::new(),
+        conversation_id: bob_conversation,
+        action: "closed".into(),
+        from: unclaimed.state,
+        to: closed.state,
+        assignee_id: None,
+        actor: "system".into(),
+        at: t,
+    };
+    assert!(store
+        .move_conversation(unclaimed, closed, &close)
+        .await
+        .unwrap());
+
+    let inbound = |contact: &Contact, conversation, text: &str, pid: &str, age: i64| {
+        let mut m = message(
+            &sender,
+            contact,
+            Direction::Inbound,
+            t - Duration::seconds(age),
+        );
+        m.conversation_id = Some(conversation);
+        m.text = Some(text.into());
+        m.provider_message_id = Some(pid.into());
+        InboundRecord {
+            message: m,
+            consent: None,
+            job: None,
+            answer: None,
+        }
+    };
+    let mut stranger = inbound(&ada, ada_conversation, "who?", "wamid.s", 0);
+    stranger.message.contact_id = ContactId::new();
+    stranger.message.conversation_id = None;
+    let records = [
+        inbound(&ada, ada_conversation, "one", "wamid.a1", 30),
+        inbound(&bob, bob_conversation, "bob here", "wamid.b1", 20),
+        inbound(&ada, ada_conversation, "two", "wamid.a2", 10),
+        inbound(&ada, ada_conversation, "two again", "wamid.a2", 5),
+        stranger,
+    ];
+    let results = store.record_inbound_batch(&records).await.unwrap();
+    assert!(
+        results[0].is_ok() && results[1].is_ok() && results[2].is_ok(),
+        "{results:?}"
+    );
+    match &results[3] {
+        Err(StoreError::Conflict { existing_id, .. }) => {
+            assert_eq!(
+                existing_id.as_deref(),
+                Some(records[2].message.id.to_string().as_str())
+            )
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(results[4].is_err(), "{results:?}");
+    assert!(matches!(
+        store.get_message(records[4].message.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let written = store.get_message(records[2].message.id).await.unwrap();
+    assert_eq!(written.text.as_deref(), Some("two"));
+    assert_eq!(written.status_history.len(), 1);
+
+    let ada_now = store.get_conversation(ada_conversation).await.unwrap();
+    assert_eq!(ada_now.unread_count, 2);
+    assert_eq!(ada_now.preview.as_deref(), Some("two"));
+    assert_eq!(ada_now.last_inbound_at, Some(t - Duration::seconds(10)));
+    assert_eq!(ada_now.waiting_since, Some(t - Duration::seconds(30)));
+    let bob_now = store.get_conversation(bob_conversation).await.unwrap();
+    assert_eq!(
+        bob_now.state,
+        switchboard_core::conversation::ConversationState::Unclaimed
+    );
+    assert_eq!(bob_now.waiting_since, Some(t - Duration::seconds(20)));
+    let history = store.conversation_events(bob_conversation).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| e.action.as_str())
+            .collect::<Vec<_>>(),
+        ["closed", "reopened"]
+    );
+    assert_eq!(
+        store
+            .conversation_events(ada_conversation)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
 both_backends!(
     templates_move_through_a_fenced_lifecycle,
     the_consent_ledger_is_appended_in_order,
     an_outbound_message_its_job_and_its_decision_commit_together,
     inbound_messages_open_the_window_and_reopen_conversations,
+    a_batch_of_inbound_messages_is_written_together,
     business_initiated_reach_counts_distinct_recent_recipients,
     send_outcomes_are_recorded_with_their_jobs,
     settings_are_documents_by_key,
