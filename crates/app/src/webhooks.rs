@@ -2,9 +2,11 @@
 //! they are answered, then processed: messages recorded once (provider ids are unique),
 //! statuses applied forward only, every event of a payload applied, unknown kinds kept.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use futures_util::StreamExt;
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchboard_channels::events::{self as ev, InboundEvent};
@@ -56,24 +58,61 @@ pub async fn meta_handshake(
     Ok(known.then(|| challenge.to_owned()))
 }
 
+/// What a WhatsApp body is routed by, read without building the whole document: every
+/// webhook passes here before it is answered.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, borrow)]
+    entry: Vec<EnvelopeEntry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeEntry<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    changes: Vec<EnvelopeChange<'a>>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeChange<'a> {
+    #[serde(default, borrow)]
+    value: Option<EnvelopeValue<'a>>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeValue<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<EnvelopeMetadata<'a>>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeMetadata<'a> {
+    #[serde(default, borrow)]
+    phone_number_id: Option<Cow<'a, str>>,
+}
+
 /// The WhatsApp sender a body is for: by the phone-number id in its metadata, or, for
 /// account-level updates that carry none, by the WABA id of the entry.
-async fn whatsapp_sender_for(state: &AppState, body: &Value) -> Result<Option<Sender>> {
-    let entries = body["entry"].as_array().cloned().unwrap_or_default();
-    for entry in &entries {
-        for change in entry["changes"].as_array().into_iter().flatten() {
-            if let Some(id) = change["value"]["metadata"]["phone_number_id"].as_str() {
-                if let Some(sender) = state
-                    .sender_by_external_id(ProviderKind::WhatsappCloud, id)
-                    .await
-                    .map_err(AppError::Internal)?
-                {
-                    return Ok(Some(sender));
-                }
-            }
+async fn whatsapp_sender_for(state: &AppState, body: &Envelope<'_>) -> Result<Option<Sender>> {
+    let numbers = body.entry.iter().flat_map(|e| &e.changes).filter_map(|c| {
+        c.value
+            .as_ref()?
+            .metadata
+            .as_ref()?
+            .phone_number_id
+            .as_deref()
+    });
+    for id in numbers {
+        if let Some(sender) = state
+            .sender_by_external_id(ProviderKind::WhatsappCloud, id)
+            .await
+            .map_err(AppError::Internal)?
+        {
+            return Ok(Some(sender));
         }
     }
-    let waba_ids: Vec<&str> = entries.iter().filter_map(|e| e["id"].as_str()).collect();
+    let waba_ids: Vec<&str> = body.entry.iter().filter_map(|e| e.id.as_deref()).collect();
     let senders = state
         .store()
         .senders_of_kind(ProviderKind::WhatsappCloud)
@@ -98,10 +137,10 @@ pub async fn accept_whatsapp(
     let Ok(text) = std::str::from_utf8(body) else {
         return Ok(Err(Rejected::Malformed("the body is not UTF-8".to_owned())));
     };
-    let Ok(json) = serde_json::from_str::<Value>(text) else {
+    let Ok(envelope) = serde_json::from_str::<Envelope>(text) else {
         return Ok(Err(Rejected::Malformed("the body is not JSON".to_owned())));
     };
-    let Some(sender) = whatsapp_sender_for(state, &json).await? else {
+    let Some(sender) = whatsapp_sender_for(state, &envelope).await? else {
         return Ok(Err(Rejected::Unauthorized));
     };
     let ProviderConfig::WhatsappCloud(config) = &sender.provider else {

@@ -14,9 +14,9 @@ use switchboard_core::message::{DeliveryStatus, Message, MessageError, StatusEve
 use switchboard_core::{CampaignId, ContactId, MessageId, SenderId};
 use time::OffsetDateTime;
 
-use crate::decisions::{insert_decision, DecisionRecord};
-use crate::jobs::{insert_job, NewJob};
-use crate::messages::{apply_status, insert_message_row, insert_status_event, push_status_event};
+use crate::decisions::{insert_decision, insert_decision_rows, DecisionRecord};
+use crate::jobs::{insert_job_rows, NewJob};
+use crate::messages::{apply_status, insert_message_rows, insert_status_event, push_status_event};
 use crate::rows::{at, ms, parse, parse_opt};
 use crate::{IdempotencyKey, Page, PageRequest, Result, Store, StoreError};
 
@@ -560,37 +560,69 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Vec<MessageId>> {
         let id = id.to_string();
+        // Three parameters a recipient and two more: well under both engines' limits.
+        const ROWS: usize = 1000;
         let written = write_tx!(self, |tx| {
             let mut written = Vec::new();
-            for d in decided {
-                match d {
+            // The allowed, nearly all of a batch, are written a few statements for them all:
+            // those whose claim still holds move to `queued`, and only theirs are written.
+            let sends: Vec<(&Claimed, &Message, &NewJob, &DecisionRecord)> = decided
+                .iter()
+                .filter_map(|d| match d {
                     Decided::Send {
                         recipient,
                         message,
                         job,
                         decision,
-                    } => {
-                        let moved = sqlx::query(&format!(
-                            "UPDATE campaign_recipients SET state = 'queued', message_id = $4, \
-                             code = NULL, reason = NULL, updated_at = $5 WHERE {FENCE}"
-                        ))
-                        .bind(&id)
+                    } => Some((recipient, &**message, job, &**decision)),
+                    _ => None,
+                })
+                .collect();
+            for chunk in sends.chunks(ROWS) {
+                let n = 3 * chunk.len();
+                let sql = format!(
+                    "WITH v (contact_id, claim, message_id) AS (VALUES {}) \
+                     UPDATE campaign_recipients SET state = 'queued', \
+                     message_id = v.message_id, code = NULL, reason = NULL, \
+                     updated_at = ${} FROM v WHERE campaign_recipients.campaign_id = ${} \
+                     AND campaign_recipients.contact_id = v.contact_id \
+                     AND campaign_recipients.state = 'fresh' \
+                     AND campaign_recipients.attempts = v.claim \
+                     RETURNING campaign_recipients.contact_id",
+                    crate::rows::tuples(chunk.len(), 3),
+                    n + 1,
+                    n + 2
+                );
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for (recipient, message, _, _) in chunk {
+                    query = query
                         .bind(recipient.contact_id.to_string())
                         .bind(recipient.claim)
-                        .bind(message.id.to_string())
-                        .bind(ms(now))
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                            == 1;
-                        if moved {
-                            let message: &Message = message;
-                            insert_message_row!(tx, message);
-                            insert_job!(tx, job, now);
-                            insert_decision!(tx, decision);
-                            written.push(message.id);
-                        }
-                    }
+                        .bind(message.id.to_string());
+                }
+                let moved: std::collections::HashSet<String> = query
+                    .bind(ms(now))
+                    .bind(&id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|(contact,)| contact)
+                    .collect();
+                let moved: Vec<_> = chunk
+                    .iter()
+                    .filter(|(r, ..)| moved.contains(&r.contact_id.to_string()))
+                    .collect();
+                let messages: Vec<&Message> = moved.iter().map(|(_, m, _, _)| *m).collect();
+                let jobs: Vec<&NewJob> = moved.iter().map(|(_, _, j, _)| *j).collect();
+                let decisions: Vec<&DecisionRecord> = moved.iter().map(|(.., d)| *d).collect();
+                insert_message_rows!(tx, &messages);
+                insert_job_rows!(tx, &jobs, now);
+                insert_decision_rows!(tx, &decisions);
+                written.extend(messages.iter().map(|m| m.id));
+            }
+            for d in decided {
+                match d {
+                    Decided::Send { .. } => {}
                     Decided::Skip {
                         recipient,
                         code,

@@ -74,6 +74,42 @@ macro_rules! insert_decision {
 }
 pub(crate) use insert_decision;
 
+/// Inserts many decisions with a few statements inside the caller's transaction.
+macro_rules! insert_decision_rows {
+    ($tx:ident, $records:expr) => {{
+        // Fourteen parameters a decision: well under both engines' limits.
+        const ROWS: usize = 500;
+        let records: &[&$crate::decisions::DecisionRecord] = $records;
+        for chunk in records.chunks(ROWS) {
+            let sql = format!(
+                "INSERT INTO policy_decisions (id, at, actor, sender_id, contact_id, channel, \
+                 allowed, code, reason, kind, message_id, dry_run, request, facts) VALUES {}",
+                $crate::rows::tuples(chunk.len(), 14)
+            );
+            let mut query = sqlx::query(&sql);
+            for record in chunk {
+                query = query
+                    .bind(&record.id)
+                    .bind($crate::rows::ms(record.at))
+                    .bind(&record.actor)
+                    .bind(&record.sender_id)
+                    .bind(&record.contact_id)
+                    .bind(&record.channel)
+                    .bind(record.allowed)
+                    .bind(&record.code)
+                    .bind(&record.reason)
+                    .bind(&record.kind)
+                    .bind(&record.message_id)
+                    .bind(record.dry_run)
+                    .bind(sqlx::types::Json(&record.request))
+                    .bind(sqlx::types::Json(&record.facts));
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    }};
+}
+pub(crate) use insert_decision_rows;
+
 impl Store {
     pub async fn record_decision(&self, record: &DecisionRecord) -> Result<()> {
         write_tx!(self, |tx| {

@@ -250,9 +250,96 @@ macro_rules! insert_message_row {
     }};
 }
 
-/// Appends one status event to a message's timeline inside the caller's transaction.
-pub(crate) use insert_message_row;
+/// Inserts new messages with their timelines so far, a few statements for them all, inside the
+/// caller's transaction; answers the ids inserted. A message whose provider id is taken
+/// already (a webhook delivered twice) is left out, not an error.
+macro_rules! insert_message_rows {
+    ($tx:ident, $messages:expr) => {{
+        // 23 parameters a message: 9,200 a statement, well under both engines' limits.
+        const ROWS: usize = 400;
+        let messages: &[&Message] = $messages;
+        let mut inserted: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for chunk in messages.chunks(ROWS) {
+            let sql = format!(
+                "INSERT INTO messages ({}) VALUES {} \
+                 ON CONFLICT (channel, provider_message_id) DO NOTHING RETURNING id",
+                $crate::messages::message_columns!(),
+                $crate::rows::tuples(chunk.len(), 23)
+            );
+            let mut query = sqlx::query_as::<_, (String,)>(&sql);
+            for m in chunk {
+                let error = m.error.as_ref();
+                query = query
+                    .bind(m.id.to_string())
+                    .bind(m.direction.as_str())
+                    .bind(m.channel.as_str())
+                    .bind(m.sender_id.to_string())
+                    .bind(m.contact_id.to_string())
+                    .bind(m.conversation_id.map(|c| c.to_string()))
+                    .bind(&m.text)
+                    .bind(m.template.as_ref().map(sqlx::types::Json))
+                    .bind(m.media.as_ref().map(sqlx::types::Json))
+                    .bind(m.channel_template_type.as_str())
+                    .bind(m.status.as_str())
+                    .bind(&m.provider_message_id)
+                    .bind(error.map(|e| e.code.as_str()))
+                    .bind(error.and_then(|e| e.provider_code.as_deref()))
+                    .bind(error.map(|e| e.reason.as_str()))
+                    .bind(m.provider_timestamp.map($crate::rows::ms))
+                    .bind(m.tag.map(|t| $crate::rows::enum_text(&t)))
+                    .bind(m.business_initiated)
+                    .bind(m.redacted)
+                    .bind(m.send_at.map($crate::rows::ms))
+                    .bind(&m.actor)
+                    .bind($crate::rows::ms(m.created_at))
+                    .bind($crate::rows::ms(m.updated_at));
+            }
+            inserted.extend(
+                query
+                    .fetch_all(&mut *$tx)
+                    .await?
+                    .into_iter()
+                    .map(|(id,)| id),
+            );
+        }
+        let events: Vec<(String, i64, &StatusEvent)> = messages
+            .iter()
+            .filter(|m| inserted.contains(&m.id.to_string()))
+            .flat_map(|m| {
+                let id = m.id.to_string();
+                m.status_history
+                    .iter()
+                    .enumerate()
+                    .map(move |(seq, event)| (id.clone(), seq as i64 + 1, event))
+            })
+            .collect();
+        for chunk in events.chunks(ROWS) {
+            let sql = format!(
+                "INSERT INTO message_status_events (message_id, seq, status, at, error_code, \
+                 error_provider_code, error_reason) VALUES {}",
+                $crate::rows::tuples(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(&sql);
+            for (id, seq, event) in chunk {
+                let error = event.error.as_ref();
+                query = query
+                    .bind(id)
+                    .bind(seq)
+                    .bind(event.status.as_str())
+                    .bind($crate::rows::ms(event.at))
+                    .bind(error.map(|e| e.code.as_str()))
+                    .bind(error.and_then(|e| e.provider_code.as_deref()))
+                    .bind(error.map(|e| e.reason.as_str()));
+            }
+            query.execute(&mut *$tx).await?;
+        }
+        inserted
+    }};
+}
 
+pub(crate) use insert_message_rows;
+
+/// Appends one status event to a message's timeline inside the caller's transaction.
 macro_rules! push_status_event {
     ($tx:ident, $id:expr, $event:expr) => {{
         let (next,): (i64,) = sqlx::query_as(
@@ -848,76 +935,13 @@ impl Store {
         let lock_rows = self.backend() == crate::Backend::Postgres;
         let mut results: Vec<Option<Result<()>>> = (0..records.len()).map(|_| None).collect();
         let careful_results = write_tx!(self, |tx| {
-            let mut inserted: HashSet<String> = HashSet::new();
-            for chunk in plain.chunks(ROWS) {
-                let sql = format!(
-                    "INSERT INTO messages ({}) VALUES {} \
-                     ON CONFLICT (channel, provider_message_id) DO NOTHING RETURNING id",
-                    message_columns!(),
-                    crate::rows::tuples(chunk.len(), 23)
-                );
-                let mut query = sqlx::query_as::<_, (String,)>(&sql);
-                for &i in chunk {
-                    let m = &records[i].message;
-                    let error = m.error.as_ref();
-                    query = query
-                        .bind(m.id.to_string())
-                        .bind(m.direction.as_str())
-                        .bind(m.channel.as_str())
-                        .bind(m.sender_id.to_string())
-                        .bind(m.contact_id.to_string())
-                        .bind(m.conversation_id.map(|c| c.to_string()))
-                        .bind(&m.text)
-                        .bind(m.template.as_ref().map(Json))
-                        .bind(m.media.as_ref().map(Json))
-                        .bind(m.channel_template_type.as_str())
-                        .bind(m.status.as_str())
-                        .bind(&m.provider_message_id)
-                        .bind(error.map(|e| e.code.as_str()))
-                        .bind(error.and_then(|e| e.provider_code.as_deref()))
-                        .bind(error.map(|e| e.reason.as_str()))
-                        .bind(m.provider_timestamp.map(ms))
-                        .bind(m.tag.map(|t| crate::rows::enum_text(&t)))
-                        .bind(m.business_initiated)
-                        .bind(m.redacted)
-                        .bind(m.send_at.map(ms))
-                        .bind(&m.actor)
-                        .bind(ms(m.created_at))
-                        .bind(ms(m.updated_at));
-                }
-                inserted.extend(query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id));
-            }
+            let candidates: Vec<&Message> = plain.iter().map(|&i| &records[i].message).collect();
+            let inserted = insert_message_rows!(tx, &candidates);
             let fresh: Vec<&InboundRecord> = plain
                 .iter()
                 .map(|&i| &records[i])
                 .filter(|r| inserted.contains(&r.message.id.to_string()))
                 .collect();
-            let events: Vec<(String, i64, &StatusEvent)> = fresh
-                .iter()
-                .flat_map(|r| {
-                    let id = r.message.id.to_string();
-                    r.message
-                        .status_history
-                        .iter()
-                        .enumerate()
-                        .map(move |(seq, event)| (id.clone(), seq as i64 + 1, event))
-                })
-                .collect();
-            for chunk in events.chunks(ROWS) {
-                let sql = format!(
-                    "INSERT INTO message_status_events (message_id, seq, status, at) VALUES {}",
-                    crate::rows::tuples(chunk.len(), 4)
-                );
-                let mut query = sqlx::query(&sql);
-                for (id, seq, event) in chunk {
-                    query = query
-                        .bind(id)
-                        .bind(seq)
-                        .bind(event.status.as_str())
-                        .bind(ms(event.at));
-                }
-                query.execute(&mut *tx).await?;
-            }
             let touched = touched_conversations(&fresh);
             if lock_rows && !touched.is_empty() {
                 // In one order, so that two batches locking some of the same rows cannot
@@ -1209,9 +1233,75 @@ impl Store {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
+        // Two parameters a row at most: well under both engines' limits.
+        const ROWS: usize = 1000;
+        // Nearly always a send is done and its status recorded already, with nothing to
+        // follow: those finish together; anything else one by one.
+        let simple = |c: &SendCompletion| {
+            matches!(c.outcome, Outcome::Done)
+                && (c.recorded || c.message.is_none())
+                && c.follow_ups.is_empty()
+        };
         let held = write_tx!(self, |tx| {
+            let mut finished_together: HashSet<&str> = HashSet::new();
+            let together: Vec<&SendCompletion> = completions.iter().filter(|c| simple(c)).collect();
+            for chunk in together.chunks(ROWS) {
+                let sql = format!(
+                    "WITH v (id, owner, attempt) AS (VALUES {}) \
+                     UPDATE jobs SET status = 'done', lease_owner = NULL, lease_until = NULL, \
+                     updated_at = ${} FROM v WHERE jobs.id = v.id \
+                     AND jobs.lease_owner = v.owner AND jobs.attempt = v.attempt \
+                     AND jobs.status = 'running' RETURNING jobs.id",
+                    crate::rows::tuples(chunk.len(), 3),
+                    3 * chunk.len() + 1
+                );
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for c in chunk {
+                    query = query
+                        .bind(&c.lease.job.id)
+                        .bind(&c.lease.owner)
+                        .bind(c.lease.job.attempt);
+                }
+                let finished: HashSet<String> = query
+                    .bind(ms(now))
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|(id,)| id)
+                    .collect();
+                let sent: Vec<String> = chunk
+                    .iter()
+                    .filter(|c| finished.contains(&c.lease.job.id))
+                    .filter_map(|c| c.message.map(|m| m.to_string()))
+                    .collect();
+                for c in chunk {
+                    if finished.contains(&c.lease.job.id) {
+                        finished_together.insert(c.lease.job.id.as_str());
+                    }
+                }
+                if sent.is_empty() {
+                    continue;
+                }
+                // A campaign's recipients follow their messages (no rows for any other).
+                let sql = format!(
+                    "UPDATE campaign_recipients SET state = 'pending', sent_at = $1, \
+                     next_at = $1 + 60000 * (SELECT response_timeout_minutes FROM campaigns \
+                       WHERE id = campaign_id), code = NULL, reason = NULL, updated_at = $1 \
+                     WHERE message_id IN ({}) AND state IN ('queued', 'retry')",
+                    crate::rows::placeholders(2, sent.len())
+                );
+                let mut query = sqlx::query(&sql).bind(ms(now));
+                for id in &sent {
+                    query = query.bind(id);
+                }
+                query.execute(&mut *tx).await?;
+            }
             let mut held = Vec::with_capacity(completions.len());
             for c in completions {
+                if simple(c) {
+                    held.push(finished_together.contains(c.lease.job.id.as_str()));
+                    continue;
+                }
                 if let (Some(message), false) = (c.message, c.recorded) {
                     let id = message.to_string();
                     if let Some(provider_id) = &c.provider_message_id {
@@ -1278,18 +1368,78 @@ impl Store {
         if sends.is_empty() {
             return Ok(());
         }
+        // Three parameters a row: well under both engines' limits.
+        const ROWS: usize = 1000;
         write_tx!(self, |tx| {
-            for (message, provider_id, event) in sends {
-                let id = message.to_string();
-                sqlx::query(
-                    "UPDATE messages SET provider_message_id = $2 \
-                     WHERE id = $1 AND provider_message_id IS NULL",
-                )
-                .bind(&id)
-                .bind(provider_id)
-                .execute(&mut *tx)
-                .await?;
-                apply_status!(tx, &id, event);
+            for chunk in sends.chunks(ROWS) {
+                let sql = format!(
+                    "WITH v (id, provider_message_id) AS (VALUES {}) \
+                     UPDATE messages SET provider_message_id = v.provider_message_id FROM v \
+                     WHERE messages.id = v.id AND messages.provider_message_id IS NULL",
+                    crate::rows::tuples(chunk.len(), 2)
+                );
+                let mut query = sqlx::query(&sql);
+                for (message, provider_id, _) in chunk {
+                    query = query.bind(message.to_string()).bind(provider_id);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            // Nearly always every one of them is `sent`, without an error: those move
+            // together; anything else goes one by one.
+            let (plain, other): (Vec<_>, Vec<_>) = sends
+                .iter()
+                .partition(|(_, _, e)| e.status == DeliveryStatus::Sent && e.error.is_none());
+            for (message, _, event) in other {
+                apply_status!(tx, &message.to_string(), event);
+            }
+            let from: Vec<&str> = DeliveryStatus::ALL
+                .iter()
+                .filter(|s| s.can_advance_to(DeliveryStatus::Sent))
+                .map(|s| s.as_str())
+                .collect();
+            for chunk in plain.chunks(ROWS) {
+                let values = crate::rows::tuples(chunk.len(), 2);
+                let statuses = crate::rows::placeholders(2 * chunk.len() + 1, from.len());
+                let sql = format!(
+                    "WITH v (id, at) AS (VALUES {values}) \
+                     UPDATE messages SET status = 'sent', updated_at = v.at FROM v \
+                     WHERE messages.id = v.id AND messages.status IN ({statuses}) \
+                     RETURNING messages.id"
+                );
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for (message, _, event) in chunk {
+                    query = query.bind(message.to_string()).bind(ms(event.at));
+                }
+                for status in &from {
+                    query = query.bind(*status);
+                }
+                let moved: HashSet<String> = query
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|(id,)| id)
+                    .collect();
+                let moved: Vec<(String, i64)> = chunk
+                    .iter()
+                    .map(|(message, _, event)| (message.to_string(), ms(event.at)))
+                    .filter(|(id, _)| moved.contains(id))
+                    .collect();
+                if moved.is_empty() {
+                    continue;
+                }
+                let sql = format!(
+                    "WITH v (id, at) AS (VALUES {}) \
+                     INSERT INTO message_status_events (message_id, seq, status, at) \
+                     SELECT v.id, (SELECT COALESCE(MAX(e.seq), 0) + 1 \
+                       FROM message_status_events e WHERE e.message_id = v.id), 'sent', v.at \
+                     FROM v",
+                    crate::rows::tuples(moved.len(), 2)
+                );
+                let mut query = sqlx::query(&sql);
+                for (id, at) in &moved {
+                    query = query.bind(id).bind(at);
+                }
+                query.execute(&mut *tx).await?;
             }
         });
         Ok(())
