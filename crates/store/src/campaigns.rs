@@ -593,6 +593,7 @@ impl Store {
                     n + 1,
                     n + 2
                 );
+                let sql = crate::rows::sql_for(&*tx, sql);
                 let mut query = sqlx::query_as::<_, (String,)>(&sql);
                 for (recipient, message, _, _) in chunk {
                     query = query

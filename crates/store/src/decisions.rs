@@ -86,6 +86,7 @@ macro_rules! insert_decision_rows {
                  allowed, code, reason, kind, message_id, dry_run, request, facts) VALUES {}",
                 $crate::rows::tuples(chunk.len(), 14)
             );
+            let sql = $crate::rows::sql_for(&*$tx, sql);
             let mut query = sqlx::query(&sql);
             for record in chunk {
                 query = query

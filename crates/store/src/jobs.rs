@@ -167,14 +167,14 @@ pub(crate) use insert_job;
 /// Inserts many jobs with a few statements inside the caller's transaction.
 macro_rules! insert_job_rows {
     ($tx:ident, $jobs:expr, $now:expr) => {{
-        // Eight parameters a job: well under both engines' limits.
+        // Nine parameters a job: well under both engines' limits.
         const ROWS: usize = 1000;
         let jobs: &[&$crate::jobs::NewJob] = $jobs;
         let now = $crate::rows::ms($now);
         for chunk in jobs.chunks(ROWS) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|row| {
-                    let n = row * 8;
+                    let n = row * 9;
                     format!(
                         "(${}, ${}, ${}, ${}, ${}, 'queued', 0, ${}, ${}, ${}, ${})",
                         n + 1,
@@ -185,7 +185,7 @@ macro_rules! insert_job_rows {
                         n + 6,
                         n + 7,
                         n + 8,
-                        n + 8
+                        n + 9
                     )
                 })
                 .collect();
@@ -194,6 +194,7 @@ macro_rules! insert_job_rows {
                  run_at, expires_at, created_at, updated_at) VALUES {}",
                 values.join(", ")
             );
+            let sql = $crate::rows::sql_for(&*$tx, sql);
             let mut query = sqlx::query(&sql);
             for job in chunk {
                 query = query
@@ -204,6 +205,7 @@ macro_rules! insert_job_rows {
                     .bind(&job.dedupe_key)
                     .bind($crate::rows::ms(job.run_at))
                     .bind(job.expires_at.map($crate::rows::ms))
+                    .bind(now)
                     .bind(now);
             }
             query.execute(&mut *$tx).await?;

@@ -266,6 +266,7 @@ macro_rules! insert_message_rows {
                 $crate::messages::message_columns!(),
                 $crate::rows::tuples(chunk.len(), 23)
             );
+            let sql = $crate::rows::sql_for(&*$tx, sql);
             let mut query = sqlx::query_as::<_, (String,)>(&sql);
             for m in chunk {
                 let error = m.error.as_ref();
@@ -319,6 +320,7 @@ macro_rules! insert_message_rows {
                  error_provider_code, error_reason) VALUES {}",
                 $crate::rows::tuples(chunk.len(), 7)
             );
+            let sql = $crate::rows::sql_for(&*$tx, sql);
             let mut query = sqlx::query(&sql);
             for (id, seq, event) in chunk {
                 let error = event.error.as_ref();
@@ -969,6 +971,7 @@ impl Store {
                      JOIN conversations c ON c.id = v.conversation_id WHERE c.state = 'closed'",
                     crate::rows::tuples(chunk.len(), 3)
                 );
+                let sql = crate::rows::sql_for(&*tx, sql);
                 let mut query = sqlx::query(&sql);
                 for t in chunk {
                     query = query
@@ -995,6 +998,7 @@ impl Store {
                      updated_at = v.last_at FROM v WHERE conversations.id = v.id",
                     crate::rows::tuples(chunk.len(), 6)
                 );
+                let sql = crate::rows::sql_for(&*tx, sql);
                 let mut query = sqlx::query(&sql);
                 for t in chunk {
                     query = query
@@ -1255,6 +1259,7 @@ impl Store {
                     crate::rows::tuples(chunk.len(), 3),
                     3 * chunk.len() + 1
                 );
+                let sql = crate::rows::sql_for(&*tx, sql);
                 let mut query = sqlx::query_as::<_, (String,)>(&sql);
                 for c in chunk {
                     query = query
@@ -1285,12 +1290,13 @@ impl Store {
                 // A campaign's recipients follow their messages (no rows for any other).
                 let sql = format!(
                     "UPDATE campaign_recipients SET state = 'pending', sent_at = $1, \
-                     next_at = $1 + 60000 * (SELECT response_timeout_minutes FROM campaigns \
-                       WHERE id = campaign_id), code = NULL, reason = NULL, updated_at = $1 \
+                     next_at = $2 + 60000 * (SELECT response_timeout_minutes FROM campaigns \
+                       WHERE id = campaign_id), code = NULL, reason = NULL, updated_at = $3 \
                      WHERE message_id IN ({}) AND state IN ('queued', 'retry')",
-                    crate::rows::placeholders(2, sent.len())
+                    crate::rows::placeholders(4, sent.len())
                 );
-                let mut query = sqlx::query(&sql).bind(ms(now));
+                let sql = crate::rows::sql_for(&*tx, sql);
+                let mut query = sqlx::query(&sql).bind(ms(now)).bind(ms(now)).bind(ms(now));
                 for id in &sent {
                     query = query.bind(id);
                 }
@@ -1378,6 +1384,7 @@ impl Store {
                      WHERE messages.id = v.id AND messages.provider_message_id IS NULL",
                     crate::rows::tuples(chunk.len(), 2)
                 );
+                let sql = crate::rows::sql_for(&*tx, sql);
                 let mut query = sqlx::query(&sql);
                 for (message, provider_id, _) in chunk {
                     query = query.bind(message.to_string()).bind(provider_id);
@@ -1406,6 +1413,7 @@ impl Store {
                      WHERE messages.id = v.id AND messages.status IN ({statuses}) \
                      RETURNING messages.id"
                 );
+                let sql = crate::rows::sql_for(&*tx, sql);
                 let mut query = sqlx::query_as::<_, (String,)>(&sql);
                 for (message, _, event) in chunk {
                     query = query.bind(message.to_string()).bind(ms(event.at));
@@ -1435,6 +1443,7 @@ impl Store {
                      FROM v",
                     crate::rows::tuples(moved.len(), 2)
                 );
+                let sql = crate::rows::sql_for(&*tx, sql);
                 let mut query = sqlx::query(&sql);
                 for (id, at) in &moved {
                     query = query.bind(id).bind(at);

@@ -87,6 +87,7 @@ impl Store {
                      RETURNING id",
                     values.join(", ")
                 );
+                let sql = crate::rows::sql_for(&*tx, sql);
                 let mut query = sqlx::query_as::<_, (String,)>(&sql);
                 for event in chunk {
                     query = query
