@@ -86,23 +86,102 @@ pub(crate) struct Known {
 }
 
 impl Known {
-    /// Looks up the writers of a batch: (sender, its channel, the customer's address).
+    /// Looks up the writers of a batch: (sender, its channel, the customer's address, their
+    /// profile name). Customers writing for the first time get their contacts, and customers
+    /// new to a sender their conversations, together: one transaction for the batch rather
+    /// than one for each, which would hold up every other writer.
     pub(crate) async fn load(
         state: &AppState,
-        writers: &[(SenderId, Channel, String)],
+        writers: &[(SenderId, Channel, String, Option<String>)],
     ) -> Result<Known> {
         let mut known = Known::default();
-        let addresses: Vec<(SenderId, Address)> = writers
+        let addresses: Vec<(SenderId, Channel, Address, &Option<String>)> = writers
             .iter()
-            .filter_map(|(sender, channel, from)| {
-                parse_from(*channel, from).ok().map(|a| (*sender, a))
+            .filter_map(|(sender, channel, from, name)| {
+                parse_from(*channel, from)
+                    .ok()
+                    .map(|a| (*sender, *channel, a, name))
             })
             .collect();
         if addresses.is_empty() {
             return Ok(known);
         }
+        let store = state.store();
+        let all: Vec<&Address> = addresses.iter().map(|(_, _, a, _)| a).collect();
+        known.find(state, &all).await?;
+        let now = state.now();
+        let mut absent: HashMap<String, Contact> = HashMap::new();
+        for (_, _, address, name) in &addresses {
+            let key = address.key();
+            if known.contacts.contains_key(&key) || absent.contains_key(&key) {
+                continue;
+            }
+            // A name the message itself would be refused for is left to that refusal.
+            let Ok(name) = name
+                .as_deref()
+                .map(|n| optional_text("name", n, 200))
+                .transpose()
+            else {
+                continue;
+            };
+            let name = name.filter(|n| !n.is_empty());
+            absent.insert(key, new_contact(address, name, now));
+        }
+        if !absent.is_empty() {
+            let fresh: Vec<Contact> = absent.into_values().collect();
+            store
+                .create_contacts_absent(&fresh)
+                .await
+                .map_err(AppError::Internal)?;
+            let again: Vec<&Address> = addresses
+                .iter()
+                .map(|(_, _, a, _)| a)
+                .filter(|a| !known.contacts.contains_key(&a.key()))
+                .collect();
+            known.find(state, &again).await?;
+        }
+        let mut by_sender: HashMap<SenderId, (Channel, Vec<ContactId>)> = HashMap::new();
+        for (sender, channel, address, _) in &addresses {
+            if let Some(contact) = known.contacts.get(&address.key()) {
+                by_sender
+                    .entry(*sender)
+                    .or_insert_with(|| (*channel, Vec::new()))
+                    .1
+                    .push(contact.id);
+            }
+        }
+        for (sender, (channel, mut contacts)) in by_sender {
+            contacts.sort_unstable();
+            contacts.dedup();
+            known.find_conversations(state, sender, &contacts).await?;
+            let missing: Vec<(ContactId, SenderId, Channel)> = contacts
+                .iter()
+                .filter(|c| !known.conversations.contains_key(&(**c, sender)))
+                .map(|c| (*c, sender, channel))
+                .collect();
+            if !missing.is_empty() {
+                store
+                    .ensure_conversations(&missing, now)
+                    .await
+                    .map_err(AppError::Internal)?;
+                let missing: Vec<ContactId> = missing.into_iter().map(|(c, _, _)| c).collect();
+                known.find_conversations(state, sender, &missing).await?;
+            }
+            let engaged = store
+                .contacts_in_interactions(sender, &contacts)
+                .await
+                .map_err(AppError::Internal)?;
+            known
+                .interactions
+                .insert(sender, engaged.into_iter().collect());
+        }
+        Ok(known)
+    }
+
+    /// Looks up the contacts holding these addresses.
+    async fn find(&mut self, state: &AppState, addresses: &[&Address]) -> Result<()> {
         let (mut phones, mut bsuids, mut psids) = (Vec::new(), Vec::new(), Vec::new());
-        for (_, address) in &addresses {
+        for address in addresses {
             match address {
                 Address::Phone(p) => phones.push(p.as_str()),
                 Address::Bsuid(b) => bsuids.push(b.as_str()),
@@ -113,8 +192,11 @@ impl Known {
             list.sort_unstable();
             list.dedup();
         }
-        let store = state.store();
-        let contacts = store
+        if phones.is_empty() && bsuids.is_empty() && psids.is_empty() {
+            return Ok(());
+        }
+        let contacts = state
+            .store()
             .find_contacts_by_addresses(&phones, &bsuids, &psids)
             .await
             .map_err(AppError::Internal)?;
@@ -134,34 +216,27 @@ impl Known {
                     .map(|p| format!("psid:{}", p.as_str())),
             ];
             for key in keys.into_iter().flatten() {
-                known.contacts.insert(key, contact.clone());
+                self.contacts.insert(key, contact.clone());
             }
         }
-        let mut by_sender: HashMap<SenderId, Vec<ContactId>> = HashMap::new();
-        for (sender, address) in &addresses {
-            if let Some(contact) = known.contacts.get(&address.key()) {
-                by_sender.entry(*sender).or_default().push(contact.id);
-            }
+        Ok(())
+    }
+
+    async fn find_conversations(
+        &mut self,
+        state: &AppState,
+        sender: SenderId,
+        contacts: &[ContactId],
+    ) -> Result<()> {
+        for (contact, conversation) in state
+            .store()
+            .conversations_with(sender, contacts)
+            .await
+            .map_err(AppError::Internal)?
+        {
+            self.conversations.insert((contact, sender), conversation);
         }
-        for (sender, mut contacts) in by_sender {
-            contacts.sort_unstable();
-            contacts.dedup();
-            for (contact, conversation) in store
-                .conversations_with(sender, &contacts)
-                .await
-                .map_err(AppError::Internal)?
-            {
-                known.conversations.insert((contact, sender), conversation);
-            }
-            let engaged = store
-                .contacts_in_interactions(sender, &contacts)
-                .await
-                .map_err(AppError::Internal)?;
-            known
-                .interactions
-                .insert(sender, engaged.into_iter().collect());
-        }
-        Ok(known)
+        Ok(())
     }
 
     /// Whether the batch found that this contact has no open interaction with the sender.
@@ -198,6 +273,21 @@ fn parse_from(channel: Channel, from: &str) -> Result<Address, FieldError> {
     }
 }
 
+/// A contact for a customer first heard from at this address.
+fn new_contact(address: &Address, name: Option<String>, now: OffsetDateTime) -> Contact {
+    let mut contact = Contact::unsaved();
+    contact.id = ContactId::new();
+    contact.name = name;
+    match address {
+        Address::Phone(p) => contact.phone = Some(p.clone()),
+        Address::Bsuid(b) => contact.whatsapp_user_id = Some(b.clone()),
+        Address::Psid(p) => contact.messenger_psid = Some(p.clone()),
+    }
+    contact.created_at = now;
+    contact.updated_at = now;
+    contact
+}
+
 /// The contact this address belongs to, created on first contact.
 async fn contact_for(
     state: &AppState,
@@ -218,14 +308,7 @@ async fn contact_for(
     {
         return Ok(found);
     }
-    let mut contact = Contact::unsaved();
-    contact.id = ContactId::new();
-    contact.name = name;
-    contact.phone = phone.cloned();
-    contact.whatsapp_user_id = bsuid.cloned();
-    contact.messenger_psid = psid.cloned();
-    contact.created_at = now;
-    contact.updated_at = now;
+    let contact = new_contact(address, name, now);
     match store.create_contact(&contact, None).await {
         Ok(()) => Ok(contact),
         // Two messages from a new customer at once: the other one created the contact.

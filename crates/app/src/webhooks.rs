@@ -342,7 +342,7 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
                     .map_err(AppError::Internal)?,
                 from,
             ) {
-                writers.push((sender.id, sender.channel, from));
+                writers.push((sender.id, sender.channel, from, m.customer.name.clone()));
             }
         }
     }

@@ -282,6 +282,59 @@ impl Store {
         parse("conversations.id", &id)
     }
 
+    /// Makes sure each (contact, sender, channel) has its conversation, a batch in one
+    /// transaction; those that exist already are left as they are.
+    pub async fn ensure_conversations(
+        &self,
+        pairs: &[(ContactId, SenderId, Channel)],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        // Seven parameters a conversation: well under both engines' limits.
+        const ROWS: usize = 500;
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        write_tx!(self, |tx| {
+            for chunk in pairs.chunks(ROWS) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|row| {
+                        let n = row * 7;
+                        format!(
+                            "(${}, ${}, ${}, ${}, 'unclaimed', ${}, ${}, ${})",
+                            n + 1,
+                            n + 2,
+                            n + 3,
+                            n + 4,
+                            n + 5,
+                            n + 6,
+                            n + 7
+                        )
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO conversations (id, contact_id, sender_id, channel, state, \
+                     created_at, updated_at, activity_at) VALUES {} \
+                     ON CONFLICT (contact_id, sender_id) DO NOTHING",
+                    values.join(", ")
+                );
+                let sql = crate::rows::sql_for(&*tx, sql);
+                let mut query = sqlx::query(&sql);
+                for (contact, sender, channel) in chunk {
+                    query = query
+                        .bind(ConversationId::new().to_string())
+                        .bind(contact.to_string())
+                        .bind(sender.to_string())
+                        .bind(channel.as_str())
+                        .bind(ms(now))
+                        .bind(ms(now))
+                        .bind(ms(now));
+                }
+                query.execute(&mut *tx).await?;
+            }
+        });
+        Ok(())
+    }
+
     /// The conversations of these contacts with this sender, by contact, in one read.
     pub async fn conversations_with(
         &self,

@@ -164,7 +164,11 @@ async fn open_sqlite(url: &str) -> Result<SqliteBackend> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
+        .busy_timeout(Duration::from_secs(10))
+        // sqlx hands each row from its SQLite thread to the caller through a channel; at the
+        // default of 50 a batch's result stalls that thread every 50 rows until the caller
+        // catches up, two thread switches each time.
+        .row_buffer_size(1024);
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(options.clone())

@@ -252,7 +252,7 @@ macro_rules! insert_message_row {
 
 /// Inserts new messages with their timelines so far, a few statements for them all, inside the
 /// caller's transaction; answers the ids inserted. A message whose provider id is taken
-/// already (a webhook delivered twice) is left out, not an error.
+/// already (a webhook delivered twice) is left out, not an error. The ids must be new.
 macro_rules! insert_message_rows {
     ($tx:ident, $messages:expr) => {{
         // 23 parameters a message: 9,200 a statement, well under both engines' limits.
@@ -262,12 +262,12 @@ macro_rules! insert_message_rows {
         for chunk in messages.chunks(ROWS) {
             let sql = format!(
                 "INSERT INTO messages ({}) VALUES {} \
-                 ON CONFLICT (channel, provider_message_id) DO NOTHING RETURNING id",
+                 ON CONFLICT (channel, provider_message_id) DO NOTHING",
                 $crate::messages::message_columns!(),
                 $crate::rows::tuples(chunk.len(), 23)
             );
             let sql = $crate::rows::sql_for(&*$tx, sql);
-            let mut query = sqlx::query_as::<_, (String,)>(&sql);
+            let mut query = sqlx::query(&sql);
             for m in chunk {
                 let error = m.error.as_ref();
                 query = query
@@ -295,13 +295,24 @@ macro_rules! insert_message_rows {
                     .bind($crate::rows::ms(m.created_at))
                     .bind($crate::rows::ms(m.updated_at));
             }
-            inserted.extend(
-                query
-                    .fetch_all(&mut *$tx)
-                    .await?
-                    .into_iter()
-                    .map(|(id,)| id),
-            );
+            let count = query.execute(&mut *$tx).await?.rows_affected();
+            // Nearly always all of them are new; only when some were not (a webhook delivered
+            // twice) is it worth asking which, rather than having every id returned.
+            if count == chunk.len() as u64 {
+                inserted.extend(chunk.iter().map(|m| m.id.to_string()));
+            } else if count > 0 {
+                let sql = format!(
+                    "SELECT id FROM messages WHERE id IN ({})",
+                    $crate::rows::placeholders(1, chunk.len())
+                );
+                let sql = $crate::rows::sql_for(&*$tx, sql);
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for m in chunk {
+                    query = query.bind(m.id.to_string());
+                }
+                let found = query.fetch_all(&mut *$tx).await?;
+                inserted.extend(found.into_iter().map(|(id,)| id));
+            }
         }
         let events: Vec<(String, i64, &StatusEvent)> = messages
             .iter()
