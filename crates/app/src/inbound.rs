@@ -89,7 +89,8 @@ impl Known {
     /// Looks up the writers of a batch: (sender, its channel, the customer's address, their
     /// profile name). Customers writing for the first time get their contacts, and customers
     /// new to a sender their conversations, together: one transaction for the batch rather
-    /// than one for each, which would hold up every other writer.
+    /// than one for each, which would hold up every other writer. (A message then refused for
+    /// its content, too long say, still leaves its writer's contact: they did write to us.)
     pub(crate) async fn load(
         state: &AppState,
         writers: &[(SenderId, Channel, String, Option<String>)],

@@ -60,7 +60,7 @@ pub async fn meta_handshake(
 
 /// What a WhatsApp body is routed by, read without building the whole document: every
 /// webhook passes here before it is answered.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct Envelope<'a> {
     #[serde(default, borrow)]
     entry: Vec<EnvelopeEntry<'a>>,
@@ -69,9 +69,9 @@ struct Envelope<'a> {
 #[derive(Deserialize)]
 struct EnvelopeEntry<'a> {
     #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<Text<'a>>,
     #[serde(default, borrow)]
-    changes: Vec<EnvelopeChange<'a>>,
+    changes: Option<Vec<EnvelopeChange<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -89,20 +89,43 @@ struct EnvelopeValue<'a> {
 #[derive(Deserialize)]
 struct EnvelopeMetadata<'a> {
     #[serde(default, borrow)]
-    phone_number_id: Option<Cow<'a, str>>,
+    phone_number_id: Option<Text<'a>>,
+}
+
+/// A string where one is expected; anything else there routes nothing rather than making the
+/// whole body unreadable.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Text<'a> {
+    Str(#[serde(borrow)] Cow<'a, str>),
+    Other(serde::de::IgnoredAny),
+}
+
+impl Text<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Text::Str(s) => Some(s),
+            Text::Other(_) => None,
+        }
+    }
 }
 
 /// The WhatsApp sender a body is for: by the phone-number id in its metadata, or, for
 /// account-level updates that carry none, by the WABA id of the entry.
 async fn whatsapp_sender_for(state: &AppState, body: &Envelope<'_>) -> Result<Option<Sender>> {
-    let numbers = body.entry.iter().flat_map(|e| &e.changes).filter_map(|c| {
-        c.value
-            .as_ref()?
-            .metadata
-            .as_ref()?
-            .phone_number_id
-            .as_deref()
-    });
+    let numbers = body
+        .entry
+        .iter()
+        .flat_map(|e| e.changes.iter().flatten())
+        .filter_map(|c| {
+            c.value
+                .as_ref()?
+                .metadata
+                .as_ref()?
+                .phone_number_id
+                .as_ref()?
+                .as_str()
+        });
     for id in numbers {
         if let Some(sender) = state
             .sender_by_external_id(ProviderKind::WhatsappCloud, id)
@@ -112,7 +135,11 @@ async fn whatsapp_sender_for(state: &AppState, body: &Envelope<'_>) -> Result<Op
             return Ok(Some(sender));
         }
     }
-    let waba_ids: Vec<&str> = body.entry.iter().filter_map(|e| e.id.as_deref()).collect();
+    let waba_ids: Vec<&str> = body
+        .entry
+        .iter()
+        .filter_map(|e| e.id.as_ref()?.as_str())
+        .collect();
     let senders = state
         .store()
         .senders_of_kind(ProviderKind::WhatsappCloud)
@@ -137,8 +164,14 @@ pub async fn accept_whatsapp(
     let Ok(text) = std::str::from_utf8(body) else {
         return Ok(Err(Rejected::Malformed("the body is not UTF-8".to_owned())));
     };
-    let Ok(envelope) = serde_json::from_str::<Envelope>(text) else {
-        return Ok(Err(Rejected::Malformed("the body is not JSON".to_owned())));
+    // JSON of another shape is for no sender of ours (401), as before; only what is not JSON
+    // at all is malformed.
+    let envelope = match serde_json::from_str::<Envelope>(text) {
+        Ok(envelope) => envelope,
+        Err(_) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+            Envelope::default()
+        }
+        Err(_) => return Ok(Err(Rejected::Malformed("the body is not JSON".to_owned()))),
     };
     let Some(sender) = whatsapp_sender_for(state, &envelope).await? else {
         return Ok(Err(Rejected::Unauthorized));

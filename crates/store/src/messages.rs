@@ -490,6 +490,29 @@ fn touched_conversations(records: &[&InboundRecord]) -> Vec<Touched> {
     touched
 }
 
+/// Locks conversation rows for the rest of the caller's (PostgreSQL) transaction, all in one
+/// order, so that two transactions locking some of the same rows cannot deadlock; as a
+/// non-key update would, so that rows referring to them can still be inserted by others.
+macro_rules! lock_conversations {
+    ($tx:ident, $ids:expr) => {{
+        const ROWS: usize = 1000;
+        let mut ids: Vec<String> = $ids;
+        ids.sort_unstable();
+        ids.dedup();
+        for chunk in ids.chunks(ROWS) {
+            let sql = format!(
+                "SELECT id FROM conversations WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
+                $crate::rows::placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    }};
+}
+
 /// Records inbound messages one by one inside the caller's transaction, each under a
 /// savepoint; the result of each.
 macro_rules! record_inbound_in {
@@ -805,7 +828,15 @@ impl Store {
         &self,
         records: &[OutboundRecord],
     ) -> Result<Vec<Result<()>>> {
+        let lock_rows = self.backend() == crate::Backend::Postgres && records.len() > 1;
         Ok(write_tx!(self, |tx| {
+            if lock_rows {
+                let ids: Vec<String> = records
+                    .iter()
+                    .filter_map(|r| r.message.conversation_id.map(|c| c.to_string()))
+                    .collect();
+                lock_conversations!(tx, ids);
+            }
             let mut results = Vec::with_capacity(records.len());
             for record in records {
                 sqlx::query("SAVEPOINT outbound").execute(&mut *tx).await?;
@@ -949,6 +980,15 @@ impl Store {
         let mut results: Vec<Option<Result<()>>> = (0..records.len()).map(|_| None).collect();
         let careful_results = write_tx!(self, |tx| {
             let candidates: Vec<&Message> = plain.iter().map(|&i| &records[i].message).collect();
+            if lock_rows {
+                // Before the messages, whose foreign keys would otherwise share-lock these
+                // rows first and leave two batches each waiting for the other.
+                let ids: Vec<String> = records
+                    .iter()
+                    .filter_map(|r| r.message.conversation_id.map(|c| c.to_string()))
+                    .collect();
+                lock_conversations!(tx, ids);
+            }
             let inserted = insert_message_rows!(tx, &candidates);
             let fresh: Vec<&InboundRecord> = plain
                 .iter()
@@ -956,21 +996,6 @@ impl Store {
                 .filter(|r| inserted.contains(&r.message.id.to_string()))
                 .collect();
             let touched = touched_conversations(&fresh);
-            if lock_rows && !touched.is_empty() {
-                // In one order, so that two batches locking some of the same rows cannot
-                // deadlock.
-                for chunk in touched.chunks(ROWS) {
-                    let sql = format!(
-                        "SELECT id FROM conversations WHERE id IN ({}) ORDER BY id FOR UPDATE",
-                        crate::rows::placeholders(1, chunk.len())
-                    );
-                    let mut query = sqlx::query(&sql);
-                    for t in chunk {
-                        query = query.bind(t.id.to_string());
-                    }
-                    query.execute(&mut *tx).await?;
-                }
-            }
             for chunk in touched.chunks(ROWS) {
                 // A customer's message reopens a closed conversation (R5.2), and that move is
                 // part of its history like any other.
@@ -1438,10 +1463,12 @@ impl Store {
                     .into_iter()
                     .map(|(id,)| id)
                     .collect();
+                // A message listed twice moved once: it gets one timeline row.
+                let mut seen = HashSet::new();
                 let moved: Vec<(String, i64)> = chunk
                     .iter()
                     .map(|(message, _, event)| (message.to_string(), ms(event.at)))
-                    .filter(|(id, _)| moved.contains(id))
+                    .filter(|(id, _)| moved.contains(id) && seen.insert(id.clone()))
                     .collect();
                 if moved.is_empty() {
                     continue;

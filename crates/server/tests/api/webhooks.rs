@@ -100,6 +100,23 @@ async fn signed_webhooks_are_stored_once_and_become_messages(db: TestDb) {
         post(&app, &body, Some(sign_meta("wrong-secret", &body))).await,
         401
     );
+    // JSON of another shape names no sender of ours (401); what is not JSON is malformed (400).
+    for odd in [
+        json!({"object": "whatsapp_business_account", "entry": [{"id": 102290129340398_u64, "changes": null}]}),
+        json!({"entry": {"id": "102290129340398"}}),
+        json!([1, 2, 3]),
+    ] {
+        let odd = serde_json::to_vec(&odd).unwrap();
+        assert_eq!(
+            post(&app, &odd, Some(sign_meta(APP_SECRET, &odd))).await,
+            401
+        );
+    }
+    let garbage = b"{\"entry\": [".to_vec();
+    assert_eq!(
+        post(&app, &garbage, Some(sign_meta(APP_SECRET, &garbage))).await,
+        400
+    );
     assert_eq!(app.store().count_webhooks().await.unwrap(), 0);
 
     // Signed: stored, answered 200; delivered again: still one stored, one message.
