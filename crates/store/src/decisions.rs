@@ -49,27 +49,7 @@ struct DecisionRow {
 macro_rules! insert_decision {
     ($tx:ident, $record:expr) => {{
         let record: &$crate::decisions::DecisionRecord = $record;
-        sqlx::query(
-            "INSERT INTO policy_decisions (id, at, actor, sender_id, contact_id, channel, \
-             allowed, code, reason, kind, message_id, dry_run, request, facts) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(&record.id)
-        .bind($crate::rows::ms(record.at))
-        .bind(&record.actor)
-        .bind(&record.sender_id)
-        .bind(&record.contact_id)
-        .bind(&record.channel)
-        .bind(record.allowed)
-        .bind(&record.code)
-        .bind(&record.reason)
-        .bind(&record.kind)
-        .bind(&record.message_id)
-        .bind(record.dry_run)
-        .bind(sqlx::types::Json(&record.request))
-        .bind(sqlx::types::Json(&record.facts))
-        .execute(&mut *$tx)
-        .await?;
+        $crate::decisions::insert_decision_rows!($tx, &[record]);
     }};
 }
 pub(crate) use insert_decision;

@@ -145,21 +145,7 @@ pub(crate) use finish_job_in;
 macro_rules! insert_job {
     ($tx:ident, $job:expr, $now:expr) => {{
         let job: &$crate::jobs::NewJob = $job;
-        sqlx::query(
-            "INSERT INTO jobs (id, queue, kind, payload, dedupe_key, status, attempt, run_at, \
-             expires_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8)",
-        )
-        .bind(&job.id)
-        .bind(&job.queue)
-        .bind(&job.kind)
-        .bind(sqlx::types::Json(&job.payload))
-        .bind(&job.dedupe_key)
-        .bind($crate::rows::ms(job.run_at))
-        .bind(job.expires_at.map($crate::rows::ms))
-        .bind($crate::rows::ms($now))
-        .execute(&mut *$tx)
-        .await?;
+        $crate::jobs::insert_job_rows!($tx, &[job], $now);
     }};
 }
 pub(crate) use insert_job;
