@@ -51,6 +51,37 @@ pub struct ContactFilter {
     pub owner_id: Option<UserId>,
 }
 
+/// The columns a contact is inserted with, in the order [`bind_contact`] binds them.
+macro_rules! contact_columns {
+    () => {
+        "id, name, phone, whatsapp_user_id, messenger_psid, locale, owner_id, fields, \
+         created_at, updated_at"
+    };
+}
+
+/// Binds a contact's columns to `$query`, in the order of [`contact_columns`].
+macro_rules! bind_contact {
+    ($query:expr, $contact:expr) => {{
+        let contact: &Contact = $contact;
+        $query
+            .bind(contact.id.to_string())
+            .bind(&contact.name)
+            .bind(contact.phone.as_ref().map(PhoneNumber::as_str))
+            .bind(
+                contact
+                    .whatsapp_user_id
+                    .as_ref()
+                    .map(WhatsappUserId::as_str),
+            )
+            .bind(contact.messenger_psid.as_ref().map(MessengerPsid::as_str))
+            .bind(contact.locale.as_ref().map(Locale::as_str))
+            .bind(contact.owner_id.map(|u| u.to_string()))
+            .bind(Json(&contact.fields))
+            .bind(ms(contact.created_at))
+            .bind(ms(contact.updated_at))
+    }};
+}
+
 /// Refuses a contact whose phone, BSUID or PSID belongs to another contact, naming the field and
 /// the contact that holds it. Runs inside the write transaction.
 macro_rules! ensure_addresses_free {
@@ -135,7 +166,6 @@ impl Store {
         contact: &Contact,
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<()> {
-        let fields = Json(&contact.fields);
         write_tx!(self, |tx| {
             // The key is claimed first: a concurrent retry of the same request then fails on
             // the key (and is answered with this result), never on the contact's own checks.
@@ -147,26 +177,14 @@ impl Store {
                 contact.created_at
             );
             ensure_addresses_free!(tx, contact);
-            sqlx::query(
-                "INSERT INTO contacts (id, name, phone, whatsapp_user_id, messenger_psid, locale, \
-                 owner_id, fields, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(contact.id.to_string())
-            .bind(&contact.name)
-            .bind(contact.phone.as_ref().map(PhoneNumber::as_str))
-            .bind(
+            bind_contact!(
+                sqlx::query(concat!(
+                    "INSERT INTO contacts (",
+                    contact_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                )),
                 contact
-                    .whatsapp_user_id
-                    .as_ref()
-                    .map(WhatsappUserId::as_str),
             )
-            .bind(contact.messenger_psid.as_ref().map(MessengerPsid::as_str))
-            .bind(contact.locale.as_ref().map(Locale::as_str))
-            .bind(contact.owner_id.map(|u| u.to_string()))
-            .bind(fields)
-            .bind(ms(contact.created_at))
-            .bind(ms(contact.updated_at))
             .execute(&mut *tx)
             .await
             .map_err(|e| owner_reference(e, contact))?;
@@ -186,30 +204,14 @@ impl Store {
         write_tx!(self, |tx| {
             for chunk in contacts.chunks(ROWS) {
                 let sql = format!(
-                    "INSERT INTO contacts (id, name, phone, whatsapp_user_id, messenger_psid, \
-                     locale, owner_id, fields, created_at, updated_at) VALUES {} \
-                     ON CONFLICT DO NOTHING",
+                    "INSERT INTO contacts ({}) VALUES {} ON CONFLICT DO NOTHING",
+                    contact_columns!(),
                     crate::rows::tuples(chunk.len(), 10)
                 );
                 let sql = crate::rows::sql_for(&*tx, sql);
                 let mut query = sqlx::query(&sql);
                 for contact in chunk {
-                    query = query
-                        .bind(contact.id.to_string())
-                        .bind(&contact.name)
-                        .bind(contact.phone.as_ref().map(PhoneNumber::as_str))
-                        .bind(
-                            contact
-                                .whatsapp_user_id
-                                .as_ref()
-                                .map(WhatsappUserId::as_str),
-                        )
-                        .bind(contact.messenger_psid.as_ref().map(MessengerPsid::as_str))
-                        .bind(contact.locale.as_ref().map(Locale::as_str))
-                        .bind(contact.owner_id.map(|u| u.to_string()))
-                        .bind(Json(&contact.fields))
-                        .bind(ms(contact.created_at))
-                        .bind(ms(contact.updated_at));
+                    query = bind_contact!(query, contact);
                 }
                 query.execute(&mut *tx).await?;
             }

@@ -296,26 +296,11 @@ impl Store {
         }
         write_tx!(self, |tx| {
             for chunk in pairs.chunks(ROWS) {
-                let values: Vec<String> = (0..chunk.len())
-                    .map(|row| {
-                        let n = row * 7;
-                        format!(
-                            "(${}, ${}, ${}, ${}, 'unclaimed', ${}, ${}, ${})",
-                            n + 1,
-                            n + 2,
-                            n + 3,
-                            n + 4,
-                            n + 5,
-                            n + 6,
-                            n + 7
-                        )
-                    })
-                    .collect();
                 let sql = format!(
                     "INSERT INTO conversations (id, contact_id, sender_id, channel, state, \
                      created_at, updated_at, activity_at) VALUES {} \
                      ON CONFLICT (contact_id, sender_id) DO NOTHING",
-                    values.join(", ")
+                    crate::rows::rows_like(chunk.len(), "(?, ?, ?, ?, 'unclaimed', ?, ?, ?)")
                 );
                 let sql = crate::rows::sql_for(&*tx, sql);
                 let mut query = sqlx::query(&sql);

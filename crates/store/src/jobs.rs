@@ -158,27 +158,10 @@ macro_rules! insert_job_rows {
         let jobs: &[&$crate::jobs::NewJob] = $jobs;
         let now = $crate::rows::ms($now);
         for chunk in jobs.chunks(ROWS) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|row| {
-                    let n = row * 9;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, 'queued', 0, ${}, ${}, ${}, ${})",
-                        n + 1,
-                        n + 2,
-                        n + 3,
-                        n + 4,
-                        n + 5,
-                        n + 6,
-                        n + 7,
-                        n + 8,
-                        n + 9
-                    )
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO jobs (id, queue, kind, payload, dedupe_key, status, attempt, \
                  run_at, expires_at, created_at, updated_at) VALUES {}",
-                values.join(", ")
+                $crate::rows::rows_like(chunk.len(), "(?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)")
             );
             let sql = $crate::rows::sql_for(&*$tx, sql);
             let mut query = sqlx::query(&sql);

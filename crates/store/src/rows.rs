@@ -104,10 +104,28 @@ pub(crate) fn sql_for<C: BindStyle + ?Sized>(_conn: &C, sql: String) -> String {
 /// `($1, $2), ($3, $4), ...`: `rows` tuples of `columns` numbered placeholders, for a
 /// multi-row `VALUES` list.
 pub(crate) fn tuples(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|row| format!("({})", placeholders(row * columns + 1, columns)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    rows_like(rows, &format!("({})", vec!["?"; columns].join(", ")))
+}
+
+/// `rows` copies of `row`, comma-separated, its `?` marks numbered `$1, $2, ...` on from one
+/// copy to the next: a multi-row `VALUES` list whose rows also hold constants, such as
+/// `(?, ?, 'queued', 0, ?)`. `row` holds no other `?`.
+pub(crate) fn rows_like(rows: usize, row: &str) -> String {
+    let mut out = String::with_capacity(rows * (row.len() + 16));
+    let mut n = 0;
+    for i in 0..rows {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        for (j, part) in row.split('?').enumerate() {
+            if j > 0 {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            }
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 /// `$first, $first+1, ...`: `count` numbered placeholders for an `IN (...)` list.
@@ -138,6 +156,11 @@ mod tests {
             assert_eq!(sql_for(&Sqlite, sql.to_owned()), sql);
         }
         assert_eq!(sql_for(&Sqlite, "SELECT 1".to_owned()), "SELECT 1");
+        assert_eq!(
+            rows_like(2, "(?, 'queued', ?)"),
+            "($1, 'queued', $2), ($3, 'queued', $4)"
+        );
+        assert_eq!(tuples(1, 3), "($1, $2, $3)");
         assert_eq!(sql_for(&Sqlite, "SELECT $10".to_owned()), "SELECT $10");
     }
 }

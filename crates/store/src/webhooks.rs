@@ -67,25 +67,11 @@ impl Store {
         let inserted: std::collections::HashSet<String> = write_tx!(self, |tx| {
             let mut inserted = std::collections::HashSet::new();
             for chunk in events.chunks(ROWS_PER_STATEMENT) {
-                let values: Vec<String> = (0..chunk.len())
-                    .map(|i| {
-                        let n = i * 6;
-                        format!(
-                            "(${}, ${}, ${}, ${}, ${}, ${})",
-                            n + 1,
-                            n + 2,
-                            n + 3,
-                            n + 4,
-                            n + 5,
-                            n + 6
-                        )
-                    })
-                    .collect();
                 let sql = format!(
                     "INSERT INTO webhook_events (id, provider, sender_id, dedupe_key, body, \
                      received_at) VALUES {} ON CONFLICT (provider, dedupe_key) DO NOTHING \
                      RETURNING id",
-                    values.join(", ")
+                    crate::rows::tuples(chunk.len(), 6)
                 );
                 let sql = crate::rows::sql_for(&*tx, sql);
                 let mut query = sqlx::query_as::<_, (String,)>(&sql);

@@ -326,13 +326,7 @@ async fn the_tier_is_counted_again_when_messages_go(db: TestDb) {
     .await;
     let mut contacts = Vec::new();
     for phone in ["+442079460001", "+442079460002", "+442079460003"] {
-        let id = app
-            .post("/api/v1/contacts", &app.admin, json!({"phone": phone}))
-            .await
-            .ok(201)["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = app.contact(phone).await;
         app.post(
             &format!("/api/v1/contacts/{id}/consent"),
             &app.admin,
