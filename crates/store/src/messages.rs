@@ -206,46 +206,12 @@ pub(crate) use message_columns;
 macro_rules! insert_message_row {
     ($tx:ident, $message:expr) => {{
         let message: &Message = $message;
-        let id = message.id.to_string();
-        sqlx::query(concat!(
-            "INSERT INTO messages (",
-            $crate::messages::message_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19, $20, $21, $22, $23)"
-        ))
-        .bind(&id)
-        .bind(message.direction.as_str())
-        .bind(message.channel.as_str())
-        .bind(message.sender_id.to_string())
-        .bind(message.contact_id.to_string())
-        .bind(message.conversation_id.map(|c| c.to_string()))
-        .bind(&message.text)
-        .bind(message.template.as_ref().map(Json))
-        .bind(message.media.as_ref().map(Json))
-        .bind(message.channel_template_type.as_str())
-        .bind(message.status.as_str())
-        .bind(&message.provider_message_id)
-        .bind(message.error.as_ref().map(|e| e.code.as_str()))
-        .bind(
-            message
-                .error
-                .as_ref()
-                .and_then(|e| e.provider_code.as_deref()),
-        )
-        .bind(message.error.as_ref().map(|e| e.reason.as_str()))
-        .bind(message.provider_timestamp.map(ms))
-        .bind(message.tag.map(|t| crate::rows::enum_text(&t)))
-        .bind(message.business_initiated)
-        .bind(message.redacted)
-        .bind(message.send_at.map(ms))
-        .bind(&message.actor)
-        .bind(ms(message.created_at))
-        .bind(ms(message.updated_at))
-        .execute(&mut *$tx)
-        .await?;
-        // A new message has no timeline yet: its events are numbered from 1.
-        for (seq, event) in message.status_history.iter().enumerate() {
-            insert_status_event!($tx, &id, seq as i64 + 1, event);
+        // Left out by the batch insert only when its provider id is taken: refused here.
+        if $crate::messages::insert_message_rows!($tx, &[message]).is_empty() {
+            return Err(StoreError::Conflict {
+                field: "provider_message_id".to_owned(),
+                existing_id: None,
+            });
         }
     }};
 }
