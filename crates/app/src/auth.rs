@@ -100,8 +100,9 @@ pub fn verify_password(phc: &str, password: &str) -> bool {
 /// Authenticates a bearer token.
 pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
     let store = state.store();
-    let token = store
-        .find_token_by_hash(&hash_token(secret.trim()))
+    let token = state
+        .lookups()
+        .token(hash_token(secret.trim()))
         .await
         .map_err(AppError::Internal)?
         .ok_or(AppError::Unauthorized)?;

@@ -896,6 +896,9 @@ impl CampaignRunner {
             .commit_campaign_batch(campaign.id, &decided, interval.map(|_| slot), now)
             .await
             .map_err(AppError::Internal)?;
+        if !written.is_empty() {
+            state.wake_dispatcher();
+        }
         if held != campaign.held {
             store
                 .set_campaign_held(campaign.id, held.as_ref())

@@ -16,6 +16,7 @@ mod group_commit;
 pub mod idempotency;
 pub mod inbound;
 pub mod lists;
+mod lookups;
 pub mod media;
 pub mod messages;
 pub mod patch;

@@ -336,8 +336,8 @@ async fn contact_by_address(state: &AppState, to: &str) -> Result<Option<Contact
         return Ok(None);
     }
     state
-        .store()
-        .find_contact_by_address(phone.as_ref(), bsuid.as_ref(), psid.as_ref())
+        .lookups()
+        .contact_by_address(phone.as_ref(), bsuid.as_ref(), psid.as_ref())
         .await
         .map_err(AppError::Internal)
 }
@@ -483,8 +483,9 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         }
         .ok_or_else(|| AppError::from(FieldError::required("sender_id")))?,
     };
-    let sender = store
-        .get_sender(sender_id)
+    let sender = state
+        .lookups()
+        .sender(sender_id)
         .await
         .map_err(crate::missing_reference("sender_id", "sender"))?;
     // Messenger attachments carry no caption and there are no sticker attachments: an
@@ -525,14 +526,12 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
     };
     let (last_inbound_at, consent) = match &contact {
         Some(c) => {
-            let last = store
-                .last_inbound_at(c.id, sender.id)
-                .await
-                .map_err(AppError::Internal)?;
-            let events = store
-                .consent_events(c.id, Some(sender.channel))
-                .await
-                .map_err(AppError::Internal)?;
+            let lookups = state.lookups();
+            let (last, events) = tokio::try_join!(
+                lookups.last_inbound_at(c.id, sender.id),
+                lookups.consent_events(c.id, sender.channel),
+            )
+            .map_err(AppError::Internal)?;
             (last, current_status(&events, sender.channel))
         }
         None => (None, ConsentStatus::None),
@@ -551,7 +550,8 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         ),
         None => None,
     };
-    let templates = store
+    let templates = state
+        .lookups()
         .sender_templates(sender.id)
         .await
         .map_err(AppError::Internal)?;
@@ -730,10 +730,18 @@ pub(crate) async fn send_as(
         Some(c) => c.clone(),
         None => create_recipient(state, &facts).await?,
     };
-    let conversation = store
-        .ensure_conversation(contact.id, facts.sender.id, facts.sender.channel, now)
+    let known = state
+        .lookups()
+        .conversation(contact.id, facts.sender.id)
         .await
         .map_err(AppError::Internal)?;
+    let conversation = match known {
+        Some(conversation) => conversation,
+        None => store
+            .ensure_conversation(contact.id, facts.sender.id, facts.sender.channel, now)
+            .await
+            .map_err(AppError::Internal)?,
+    };
     // A person replies only in a conversation they hold (R5.2); checked again, atomically,
     // when the message is written.
     let guard = match who {
@@ -830,6 +838,9 @@ pub(crate) async fn send_as(
         .await;
     match written {
         Ok(()) => {
+            if scheduled.is_none() {
+                state.wake_dispatcher();
+            }
             state.publish(crate::events::LiveEvent::created(&message));
             if let Some(moved) = guard
                 .as_ref()

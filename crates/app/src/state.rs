@@ -80,6 +80,8 @@ struct Inner {
     webhooks: tokio::sync::Notify,
     /// Wakes the media fetcher when a download has been queued.
     media: tokio::sync::Notify,
+    /// Wakes the dispatcher when a send has been queued.
+    dispatch: tokio::sync::Notify,
     /// Senders by provider id, for the webhook paths, briefly: see `sender_by_external_id`.
     senders: Mutex<HashMap<(ProviderKind, String), (Instant, Sender)>>,
     /// The same, by id, for the inbound path.
@@ -96,6 +98,8 @@ struct Inner {
     inbound: std::sync::OnceLock<GroupCommit<InboundRecord, ()>>,
     outbound: std::sync::OnceLock<GroupCommit<OutboundRecord, ()>>,
     sends: std::sync::OnceLock<GroupCommit<(MessageId, String, StatusEvent), ()>>,
+    /// The shared readers of what deciding a send reads.
+    lookups: std::sync::OnceLock<crate::lookups::Lookups>,
     /// Live updates for open inboxes (R5.7).
     live: tokio::sync::broadcast::Sender<crate::events::LiveEvent>,
     options: StateOptions,
@@ -159,6 +163,7 @@ impl AppState {
                     .unwrap_or_default(),
                 webhooks: tokio::sync::Notify::new(),
                 media: tokio::sync::Notify::new(),
+                dispatch: tokio::sync::Notify::new(),
                 senders: Mutex::new(HashMap::new()),
                 senders_by_id: Mutex::new(HashMap::new()),
                 senders_generation: AtomicU64::new(0),
@@ -168,6 +173,7 @@ impl AppState {
                 inbound: std::sync::OnceLock::new(),
                 outbound: std::sync::OnceLock::new(),
                 sends: std::sync::OnceLock::new(),
+                lookups: std::sync::OnceLock::new(),
                 // A watcher that falls this far behind skips ahead and reloads what it shows.
                 live: tokio::sync::broadcast::channel(4096).0,
                 options,
@@ -416,6 +422,13 @@ impl AppState {
         })
     }
 
+    /// Reads that sends decided at the same moment share (started on first use).
+    pub(crate) fn lookups(&self) -> &crate::lookups::Lookups {
+        self.inner
+            .lookups
+            .get_or_init(|| crate::lookups::Lookups::start(&self.inner.store))
+    }
+
     /// Tells the webhook processor there is work.
     pub fn wake_webhooks(&self) {
         self.inner.webhooks.notify_one();
@@ -424,6 +437,16 @@ impl AppState {
     /// Waits until a webhook has been stored since the last wait.
     pub async fn webhooks_waiting(&self) {
         self.inner.webhooks.notified().await;
+    }
+
+    /// Tells the dispatcher a send has been queued.
+    pub fn wake_dispatcher(&self) {
+        self.inner.dispatch.notify_one();
+    }
+
+    /// Waits until a send has been queued since the last wait.
+    pub async fn dispatch_waiting(&self) {
+        self.inner.dispatch.notified().await;
     }
 
     /// The current time, in whole milliseconds (the precision the store keeps).

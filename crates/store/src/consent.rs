@@ -61,7 +61,6 @@ impl Store {
         rows.into_iter().map(ConsentRow::into_event).collect()
     }
 
-    /// Marks that WhatsApp told us this contact has no WhatsApp (R4.3a), or clears it.
     /// The ledgers of many contacts on one channel, oldest first (each contact's entries in
     /// the order [`Store::consent_events`] gives them).
     pub async fn consent_events_of(
@@ -78,6 +77,7 @@ impl Store {
             crate::rows::placeholders(2, contacts.len())
         );
         let rows: Vec<ConsentRow> = read_pool!(self, |db| {
+            let sql = crate::rows::sql_for(db, sql);
             let mut query = sqlx::query_as(&sql).bind(channel.as_str());
             for c in contacts {
                 query = query.bind(c.to_string());
@@ -87,6 +87,7 @@ impl Store {
         rows.into_iter().map(ConsentRow::into_event).collect()
     }
 
+    /// Marks that WhatsApp told us this contact has no WhatsApp (R4.3a), or clears it.
     pub async fn set_whatsapp_unavailable(
         &self,
         contact: ContactId,

@@ -280,6 +280,7 @@ impl Store {
             terms.join(" UNION ALL ")
         );
         let rows: Vec<ContactRow> = read_pool!(self, |db| {
+            let sql = crate::rows::sql_for(db, sql);
             let mut query = sqlx::query_as(&sql);
             for value in phones
                 .iter()

@@ -334,6 +334,7 @@ impl Store {
             crate::rows::placeholders(2, contacts.len())
         );
         let rows: Vec<(String, String)> = read_pool!(self, |db| {
+            let sql = crate::rows::sql_for(db, sql);
             let mut query = sqlx::query_as(&sql).bind(sender.to_string());
             for contact in contacts {
                 query = query.bind(contact.to_string());

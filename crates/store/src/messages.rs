@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 
 use crate::campaigns::{advance_recipient, close_interaction, withdraw_recipient};
 use crate::conversations::{insert_conversation_event, move_conversation_row};
-use crate::decisions::{insert_decision, DecisionRecord};
-use crate::jobs::{finish_job_in, insert_job, Lease, NewJob, Outcome};
+use crate::decisions::{insert_decision, insert_decision_rows, DecisionRecord};
+use crate::jobs::{finish_job_in, insert_job, insert_job_rows, Lease, NewJob, Outcome};
 use crate::rows::{at, json_value, ms, parse, parse_opt};
 use crate::{IdempotencyKey, Page, PageRequest, Result, Store, StoreError};
 
@@ -26,6 +26,45 @@ pub struct OutboundRecord {
     pub idempotency: Option<IdempotencyKey>,
     pub consent: Option<switchboard_core::consent::ConsentEvent>,
     pub guard: Option<crate::conversations::ReplyGuard>,
+}
+
+impl OutboundRecord {
+    /// Whether nothing but the send itself is written: no conversation move, idempotency key
+    /// or consent change that could refuse it alone.
+    fn is_plain(&self) -> bool {
+        self.guard.is_none() && self.idempotency.is_none() && self.consent.is_none()
+    }
+}
+
+/// The conversations that outbound messages (in the order they were sent) write to, each
+/// once: the last message's time and preview, and whether any of them answers the customer.
+fn answered_conversations(
+    messages: &[&Message],
+) -> Vec<(ConversationId, OffsetDateTime, String, bool)> {
+    let mut touched: Vec<(ConversationId, OffsetDateTime, String, bool)> = Vec::new();
+    let mut index: HashMap<ConversationId, usize> = HashMap::new();
+    for message in messages {
+        let Some(id) = message.conversation_id else {
+            continue;
+        };
+        let preview = switchboard_core::conversation::preview(message);
+        // A person's or an integration's message sent now answers the customer; an automatic
+        // reply or a message scheduled for later leaves them waiting.
+        let answers = message.actor.as_deref() != Some("system") && message.send_at.is_none();
+        match index.get(&id) {
+            Some(&i) => {
+                let t = &mut touched[i];
+                t.1 = message.created_at;
+                t.2 = preview;
+                t.3 |= answers;
+            }
+            None => {
+                index.insert(id, touched.len());
+                touched.push((id, message.created_at, preview, answers));
+            }
+        }
+    }
+    touched
 }
 
 /// An inbound message and what is recorded with it.
@@ -794,8 +833,22 @@ impl Store {
         &self,
         records: &[OutboundRecord],
     ) -> Result<Vec<Result<()>>> {
+        // At most four parameters a row: well under both engines' limits.
+        const ROWS: usize = 1000;
         let lock_rows = self.backend() == crate::Backend::Postgres && records.len() > 1;
-        Ok(write_tx!(self, |tx| {
+        // A send that moves its conversation, takes an idempotency key or changes consent can
+        // be refused on its own: it goes under a savepoint of its own, and so do the others
+        // of its conversation, in order. The rest are written together.
+        let careful_conversations: HashSet<Option<ConversationId>> = records
+            .iter()
+            .filter(|r| !r.is_plain())
+            .map(|r| r.message.conversation_id)
+            .collect();
+        let (plain, careful): (Vec<&OutboundRecord>, Vec<&OutboundRecord>) =
+            records.iter().partition(|r| {
+                r.is_plain() && !careful_conversations.contains(&r.message.conversation_id)
+            });
+        let careful_results = write_tx!(self, |tx| {
             if lock_rows {
                 let ids: Vec<String> = records
                     .iter()
@@ -803,8 +856,49 @@ impl Store {
                     .collect();
                 lock_conversations!(tx, ids);
             }
-            let mut results = Vec::with_capacity(records.len());
-            for record in records {
+            if !plain.is_empty() {
+                let messages: Vec<&Message> = plain.iter().map(|r| &r.message).collect();
+                let inserted = insert_message_rows!(tx, &messages);
+                if inserted.len() != messages.len() {
+                    return Err(StoreError::Batch(
+                        "a send of the batch was already written".to_owned(),
+                    ));
+                }
+                let jobs: Vec<&NewJob> = plain.iter().map(|r| &r.job).collect();
+                let queued_at = plain
+                    .iter()
+                    .map(|r| r.message.created_at)
+                    .max()
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                insert_job_rows!(tx, &jobs, queued_at);
+                let decisions: Vec<&DecisionRecord> = plain.iter().map(|r| &r.decision).collect();
+                insert_decision_rows!(tx, &decisions);
+                let touched = answered_conversations(&messages);
+                for chunk in touched.chunks(ROWS) {
+                    let sql = format!(
+                        "WITH v (id, at, preview, answers) AS (VALUES {}) \
+                         UPDATE conversations SET last_message_at = v.at, activity_at = v.at, \
+                         updated_at = v.at, preview = v.preview, \
+                         preview_direction = 'outbound', \
+                         waiting_since = CASE WHEN v.answers THEN NULL \
+                           ELSE conversations.waiting_since END \
+                         FROM v WHERE conversations.id = v.id",
+                        crate::rows::tuples(chunk.len(), 4)
+                    );
+                    let sql = crate::rows::sql_for(&*tx, sql);
+                    let mut query = sqlx::query(&sql);
+                    for (id, at, preview, answers) in chunk {
+                        query = query
+                            .bind(id.to_string())
+                            .bind(ms(*at))
+                            .bind(preview)
+                            .bind(*answers);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+            }
+            let mut results = Vec::with_capacity(careful.len());
+            for record in &careful {
                 sqlx::query("SAVEPOINT outbound").execute(&mut *tx).await?;
                 let written: Result<()> = async {
                     let message = &record.message;
@@ -841,22 +935,19 @@ impl Store {
                     if let Some(event) = &record.consent {
                         insert_consent_event!(tx, event);
                     }
-                    if let Some(conversation) = message.conversation_id {
+                    if let Some((id, at, preview, answers)) =
+                        answered_conversations(&[message]).pop()
+                    {
                         sqlx::query(
                             "UPDATE conversations SET last_message_at = $2, activity_at = $2, \
                              updated_at = $2, preview = $3, preview_direction = 'outbound', \
                              waiting_since = CASE WHEN $4 THEN NULL ELSE waiting_since END \
                              WHERE id = $1",
                         )
-                        .bind(conversation.to_string())
-                        .bind(ms(message.created_at))
-                        .bind(switchboard_core::conversation::preview(message))
-                        // The customer is answered by a person's or an integration's message
-                        // sent now; an automatic reply or a message scheduled for later leaves
-                        // them waiting.
-                        .bind(
-                            message.actor.as_deref() != Some("system") && message.send_at.is_none(),
-                        )
+                        .bind(id.to_string())
+                        .bind(ms(at))
+                        .bind(preview)
+                        .bind(answers)
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -872,7 +963,20 @@ impl Store {
                 results.push(written);
             }
             results
-        }))
+        });
+        let mut careful_results = careful_results.into_iter();
+        Ok(records
+            .iter()
+            .map(|r| {
+                if r.is_plain() && !careful_conversations.contains(&r.message.conversation_id) {
+                    Ok(())
+                } else {
+                    careful_results
+                        .next()
+                        .unwrap_or_else(|| Err(StoreError::Batch("a send was left out".to_owned())))
+                }
+            })
+            .collect())
     }
 
     /// Records an inbound message: the message, its conversation's activity (a closed
@@ -1074,6 +1178,36 @@ impl Store {
             .await?
         });
         Ok(latest.map(at))
+    }
+
+    /// [`Store::last_inbound_at`] for several of the sender's contacts at once; a contact
+    /// who never wrote is left out.
+    pub async fn last_inbound_among(
+        &self,
+        sender: SenderId,
+        contacts: &[ContactId],
+    ) -> Result<Vec<(ContactId, OffsetDateTime)>> {
+        if contacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT contact_id, MAX(COALESCE(provider_timestamp, created_at)) FROM messages \
+             WHERE contact_id IN ({}) AND sender_id = ${} AND direction = 'inbound' \
+             GROUP BY contact_id",
+            crate::rows::placeholders(1, contacts.len()),
+            contacts.len() + 1
+        );
+        let rows: Vec<(String, i64)> = read_pool!(self, |db| {
+            let sql = crate::rows::sql_for(db, sql);
+            let mut query = sqlx::query_as(&sql);
+            for contact in contacts {
+                query = query.bind(contact.to_string());
+            }
+            query.bind(sender.to_string()).fetch_all(db).await?
+        });
+        rows.into_iter()
+            .map(|(contact, latest)| Ok((parse("messages.contact_id", &contact)?, at(latest))))
+            .collect()
     }
 
     /// How many distinct contacts this sender reached with business-initiated messages since

@@ -73,6 +73,14 @@ impl BindStyle for sqlx::PgConnection {
     const IN_ORDER: bool = false;
 }
 
+impl BindStyle for sqlx::SqlitePool {
+    const IN_ORDER: bool = true;
+}
+
+impl BindStyle for sqlx::PgPool {
+    const IN_ORDER: bool = false;
+}
+
 /// `sql` as `conn` binds it fastest: on SQLite, when its parameters `$1, $2, ...` each appear
 /// once and in order (as in a multi-row `VALUES` list), they become plain `?`. Anything else
 /// is left as written.

@@ -109,6 +109,26 @@ impl Store {
         row.into_sender()
     }
 
+    /// The senders of these ids that exist.
+    pub async fn get_senders(&self, ids: &[SenderId]) -> Result<Vec<Sender>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM senders WHERE id IN ({})",
+            crate::rows::placeholders(1, ids.len())
+        );
+        let rows: Vec<SenderRow> = read_pool!(self, |db| {
+            let sql = crate::rows::sql_for(db, sql);
+            let mut query = sqlx::query_as(&sql);
+            for id in ids {
+                query = query.bind(id.to_string());
+            }
+            query.fetch_all(db).await?
+        });
+        rows.into_iter().map(SenderRow::into_sender).collect()
+    }
+
     pub async fn list_senders(
         &self,
         filter: &SenderFilter,

@@ -89,6 +89,37 @@ impl Store {
         row.map(TokenRow::into_token).transpose()
     }
 
+    /// The tokens stored under any of these hashes, each with its hash.
+    pub async fn find_tokens_by_hashes(
+        &self,
+        secret_hashes: &[&str],
+    ) -> Result<Vec<(String, ApiToken)>> {
+        if secret_hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT token_hash, {COLUMNS} FROM api_tokens WHERE token_hash IN ({})",
+            crate::rows::placeholders(1, secret_hashes.len())
+        );
+        #[derive(sqlx::FromRow)]
+        struct HashedRow {
+            token_hash: String,
+            #[sqlx(flatten)]
+            token: TokenRow,
+        }
+        let rows: Vec<HashedRow> = read_pool!(self, |db| {
+            let sql = crate::rows::sql_for(db, sql);
+            let mut query = sqlx::query_as(&sql);
+            for hash in secret_hashes {
+                query = query.bind(*hash);
+            }
+            query.fetch_all(db).await?
+        });
+        rows.into_iter()
+            .map(|row| Ok((row.token_hash, row.token.into_token()?)))
+            .collect()
+    }
+
     pub async fn get_token(&self, id: TokenId) -> Result<ApiToken> {
         let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1");
         let row: Option<TokenRow> = read_pool!(self, |db| {

@@ -768,8 +768,105 @@ async fn a_batch_of_inbound_messages_is_written_together(db: TestDb) {
     );
 }
 
+/// Sends with nothing but themselves to write go in together: every message with its job and
+/// decision, each conversation updated once with the last message's preview; a send with an
+/// idempotency key goes alone beside them, and a second use of its key fails only that send.
+async fn a_batch_of_sends_is_written_together(db: TestDb) {
+    let (store, sender, ada) = setup(&db).await;
+    let mut bob = ada.clone();
+    bob.id = ContactId::new();
+    bob.phone = Some(PhoneNumber::parse("phone", "+442079460959").unwrap());
+    store.create_contact(&bob, None).await.unwrap();
+    let t = now();
+    let ada_conversation = store
+        .ensure_conversation(ada.id, sender.id, sender.channel, t)
+        .await
+        .unwrap();
+    let bob_conversation = store
+        .ensure_conversation(bob.id, sender.id, sender.channel, t)
+        .await
+        .unwrap();
+    // Ada is waiting for an answer.
+    let mut asked = message(&sender, &ada, Direction::Inbound, t - Duration::seconds(60));
+    asked.conversation_id = Some(ada_conversation);
+    asked.provider_message_id = Some("wamid.q".into());
+    store.record_inbound(&asked, None, None).await.unwrap();
+    assert!(store
+        .get_conversation(ada_conversation)
+        .await
+        .unwrap()
+        .waiting_since
+        .is_some());
+
+    let send = |contact: &Contact, conversation, text: &str, key: Option<&str>| {
+        let mut m = message(&sender, contact, Direction::Outbound, t);
+        m.conversation_id = Some(conversation);
+        m.text = Some(text.into());
+        switchboard_store::messages::OutboundRecord {
+            job: job(&m),
+            decision: decision(Some(&m), true),
+            message: m,
+            idempotency: key.map(|k| IdempotencyKey {
+                scope: "token:1".into(),
+                key: k.into(),
+                request_hash: "h".into(),
+            }),
+            consent: None,
+            guard: None,
+        }
+    };
+    let records = [
+        send(&ada, ada_conversation, "first", None),
+        send(&bob, bob_conversation, "for bob", Some("k1")),
+        send(&ada, ada_conversation, "second", None),
+    ];
+    let results = store.create_outbound_batch(&records).await.unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for record in &records {
+        assert_eq!(
+            store.get_message(record.message.id).await.unwrap(),
+            record.message
+        );
+    }
+    assert_eq!(store.queued_jobs("outbound").await.unwrap().len(), 3);
+    assert_eq!(store.count_decisions().await.unwrap(), 3);
+    let ada_now = store.get_conversation(ada_conversation).await.unwrap();
+    assert_eq!(ada_now.preview.as_deref(), Some("second"));
+    assert_eq!(ada_now.waiting_since, None);
+    assert_eq!(ada_now.last_message_at, Some(t));
+    let bob_now = store.get_conversation(bob_conversation).await.unwrap();
+    assert_eq!(bob_now.preview.as_deref(), Some("for bob"));
+
+    // The key taken again fails its own send; the plain one beside it is written.
+    let again = [
+        send(&bob, bob_conversation, "for bob again", Some("k1")),
+        send(&ada, ada_conversation, "third", None),
+    ];
+    let results = store.create_outbound_batch(&again).await.unwrap();
+    assert!(results[0].is_err() && results[1].is_ok(), "{results:?}");
+    assert!(matches!(
+        store.get_message(again[0].message.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.queued_jobs("outbound").await.unwrap().len(), 4);
+    assert_eq!(store.count_decisions().await.unwrap(), 4);
+
+    // What deciding a send reads, for many at once, agrees with the reads of one.
+    let among = store
+        .last_inbound_among(sender.id, &[ada.id, bob.id])
+        .await
+        .unwrap();
+    assert_eq!(among, vec![(ada.id, t - Duration::seconds(60))]);
+    let senders = store
+        .get_senders(&[sender.id, SenderId::new()])
+        .await
+        .unwrap();
+    assert_eq!(senders, vec![sender.clone()]);
+}
+
 both_backends!(
     templates_move_through_a_fenced_lifecycle,
+    a_batch_of_sends_is_written_together,
     the_consent_ledger_is_appended_in_order,
     an_outbound_message_its_job_and_its_decision_commit_together,
     inbound_messages_open_the_window_and_reopen_conversations,
