@@ -194,7 +194,8 @@ async fn process_webhooks(state: AppState) {
     }
 }
 
-/// Sends due messages, polling briefly when there is nothing to do.
+/// Sends due messages: at once when a send is queued here, and polling briefly for those
+/// that fall due later or were queued by another node.
 async fn dispatch(state: AppState, dispatcher: switchboard_app::dispatch::Dispatcher) {
     loop {
         match dispatcher.run_once(&state).await {
@@ -202,7 +203,11 @@ async fn dispatch(state: AppState, dispatcher: switchboard_app::dispatch::Dispat
             Ok(_) => {}
             Err(error) => tracing::error!(?error, "dispatching"),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            state.dispatch_waiting(),
+        )
+        .await;
     }
 }
 
