@@ -32,21 +32,19 @@ impl PhoneNumber {
                 ),
             ));
         }
-        let parsed = phonenumber::parse(None, &international).map_err(|e| {
-            FieldError::new(
+        match checked(&international) {
+            Checked::Valid(e164) => Ok(Self(e164)),
+            Checked::NotANumber(why) => Err(FieldError::new(
                 field,
                 "invalid_address",
-                format!("`{field}` is not a phone number: {e}"),
-            )
-        })?;
-        if !phonenumber::is_valid(&parsed) {
-            return Err(FieldError::new(
+                format!("`{field}` is not a phone number: {why}"),
+            )),
+            Checked::Invalid => Err(FieldError::new(
                 field,
                 "invalid_address",
                 format!("`{field}` is not a valid number for its country"),
-            ));
+            )),
         }
-        Ok(Self(parsed.format().mode(Mode::E164).to_string()))
     }
 
     /// Parses the bare digits WhatsApp and Twilio put in webhooks (`16505551234`).
@@ -72,6 +70,42 @@ impl PhoneNumber {
     pub fn digits(&self) -> &str {
         self.0.trim_start_matches('+')
     }
+}
+
+/// What libphonenumber's metadata says of an international number.
+#[derive(Clone)]
+enum Checked {
+    Valid(String),
+    NotANumber(String),
+    Invalid,
+}
+
+/// Numbers checked lately. Checking one runs dozens of libphonenumber's regular expressions,
+/// and the same few numbers come back again and again: a send's recipient is parsed as it is
+/// looked up, judged by the policy and addressed by the connector, a customer's number in
+/// every webhook they send. The answer depends on the input alone, so remembering it changes
+/// nothing but the time; the memory is emptied when full rather than kept in order.
+static CHECKED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Checked>>> =
+    std::sync::LazyLock::new(Default::default);
+
+const CHECKED_KEPT: usize = 8192;
+
+fn checked(international: &str) -> Checked {
+    let memory = || CHECKED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = memory().get(international) {
+        return known.clone();
+    }
+    let outcome = match phonenumber::parse(None, international) {
+        Err(e) => Checked::NotANumber(e.to_string()),
+        Ok(parsed) if !phonenumber::is_valid(&parsed) => Checked::Invalid,
+        Ok(parsed) => Checked::Valid(parsed.format().mode(Mode::E164).to_string()),
+    };
+    let mut kept = memory();
+    if kept.len() >= CHECKED_KEPT {
+        kept.clear();
+    }
+    kept.insert(international.to_owned(), outcome.clone());
+    outcome
 }
 
 impl fmt::Display for PhoneNumber {
@@ -170,6 +204,28 @@ impl fmt::Display for WhatsappUserId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_number_checked_again_gets_the_same_answer_under_its_own_field() {
+        for _ in 0..2 {
+            assert_eq!(
+                PhoneNumber::parse("to", "+44 20 7946 0958")
+                    .unwrap()
+                    .as_str(),
+                "+442079460958"
+            );
+        }
+        let first = PhoneNumber::parse("to", "+44 12").unwrap_err();
+        let again = PhoneNumber::parse("phone", "+44 12").unwrap_err();
+        assert_eq!(first.field, "to");
+        assert_eq!(again.field, "phone");
+        assert_eq!(first.code, again.code);
+        assert_eq!(
+            first.detail.replace("`to`", "`phone`"),
+            again.detail,
+            "the same reason, named for its field"
+        );
+    }
 
     #[test]
     fn phone_numbers_normalise_to_e164() {

@@ -8,6 +8,11 @@ pub mod watch;
 pub mod web;
 mod webhooks;
 
+/// Every binary built on this crate (the server, its tests and benches) allocates with
+/// mimalloc: see the dependency's note in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
