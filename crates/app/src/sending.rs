@@ -157,6 +157,8 @@ struct Facts {
     permitted: bool,
     last_inbound_at: Option<OffsetDateTime>,
     consent: ConsentStatus,
+    /// The recipient's conversation with the sender, when they have one already.
+    conversation: Option<ConversationId>,
     templates: Vec<Template>,
     dlp: DlpRuleSet,
     hours: Option<switchboard_core::policy::HoursState>,
@@ -391,32 +393,48 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
     }
     let store = state.store();
 
-    // The recipient.
-    let (mut contact, mut conversation_sender) = (None, None);
-    if let Some(id) = input.conversation_id {
-        let (contact_id, sender_id) = store
-            .conversation_pair(id)
-            .await
-            .map_err(crate::missing_reference("conversation_id", "conversation"))?;
-        contact = Some(
-            store
-                .get_contact(contact_id)
+    let lookups = state.lookups();
+    // The recipient; and beside it, when the caller named the sender, the sender and its
+    // templates, which do not depend on who receives.
+    let recipient = async {
+        let (mut contact, mut conversation_sender) = (None, None);
+        if let Some(id) = input.conversation_id {
+            let (contact_id, sender_id) = store
+                .conversation_pair(id)
                 .await
-                .map_err(AppError::Internal)?,
-        );
-        conversation_sender = Some(sender_id);
-    }
-    if let Some(id) = input.contact_id {
-        contact = Some(
-            store
-                .get_contact(id)
-                .await
-                .map_err(crate::missing_reference("contact_id", "contact"))?,
-        );
-    }
-    if let Some(to) = &input.to {
-        contact = contact_by_address(state, to).await?;
-    }
+                .map_err(crate::missing_reference("conversation_id", "conversation"))?;
+            contact = Some(
+                store
+                    .get_contact(contact_id)
+                    .await
+                    .map_err(AppError::Internal)?,
+            );
+            conversation_sender = Some(sender_id);
+        }
+        if let Some(id) = input.contact_id {
+            contact = Some(
+                store
+                    .get_contact(id)
+                    .await
+                    .map_err(crate::missing_reference("contact_id", "contact"))?,
+            );
+        }
+        if let Some(to) = &input.to {
+            contact = contact_by_address(state, to).await?;
+        }
+        Ok::<_, AppError>((contact, conversation_sender))
+    };
+    let named = async {
+        match input.sender_id {
+            Some(id) => Some(tokio::join!(
+                lookups.sender(id),
+                lookups.sender_templates(id)
+            )),
+            None => None,
+        }
+    };
+    let (recipient, named) = tokio::join!(recipient, named);
+    let (mut contact, conversation_sender) = recipient?;
 
     // The sender (R1.5).
     let sender_id = match (input.sender_id, input.sender, conversation_sender) {
@@ -483,11 +501,11 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         }
         .ok_or_else(|| AppError::from(FieldError::required("sender_id")))?,
     };
-    let sender = state
-        .lookups()
-        .sender(sender_id)
-        .await
-        .map_err(crate::missing_reference("sender_id", "sender"))?;
+    let (sender, templates) = match named {
+        Some((sender, templates)) => (sender, Some(templates)),
+        None => (lookups.sender(sender_id).await, None),
+    };
+    let sender = sender.map_err(crate::missing_reference("sender_id", "sender"))?;
     // Messenger attachments carry no caption and there are no sticker attachments: an
     // uploaded WebP (taken for a sticker) goes as an image there; a caption is refused now
     // rather than failing at the provider later.
@@ -524,18 +542,34 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         ) => p.role() == Role::Admin || user.permitted_sender_ids.contains(&sender.id),
         Sender::Caller(_) | Sender::System(_) => true,
     };
-    let (last_inbound_at, consent) = match &contact {
+    // What is known of the recipient with this sender, and its templates if not read yet.
+    let templates = async {
+        match templates {
+            Some(read) => read,
+            None => lookups.sender_templates(sender.id).await,
+        }
+    };
+    let (recipient, templates) = match &contact {
         Some(c) => {
-            let lookups = state.lookups();
-            let (last, events) = tokio::try_join!(
+            let (last, events, conversation, templates) = tokio::join!(
                 lookups.last_inbound_at(c.id, sender.id),
                 lookups.consent_events(c.id, sender.channel),
-            )
-            .map_err(AppError::Internal)?;
-            (last, current_status(&events, sender.channel))
+                lookups.conversation(c.id, sender.id),
+                templates,
+            );
+            let status = events.map(|events| current_status(&events, sender.channel));
+            ((last, status, conversation), templates)
         }
-        None => (None, ConsentStatus::None),
+        None => (
+            (Ok(None), Ok(ConsentStatus::None), Ok(None)),
+            templates.await,
+        ),
     };
+    let (last_inbound_at, consent, conversation) = match recipient {
+        (Ok(last), Ok(consent), Ok(conversation)) => (last, consent, conversation),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(AppError::Internal(e)),
+    };
+    let templates = templates.map_err(AppError::Internal)?;
     let now = state.now();
     let reach = match sender.health.messaging_limit_tier {
         Some(_) => Some(
@@ -550,11 +584,6 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         ),
         None => None,
     };
-    let templates = state
-        .lookups()
-        .sender_templates(sender.id)
-        .await
-        .map_err(AppError::Internal)?;
     let dlp = crate::settings::dlp_rules(state).await?;
     // Business hours and the window are judged at the time the message will go.
     let hours = crate::settings::hours_at(state, decision_time(input.send_at, now)).await?;
@@ -566,6 +595,7 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
         permitted,
         last_inbound_at,
         consent,
+        conversation,
         templates,
         dlp,
         hours,
@@ -730,12 +760,7 @@ pub(crate) async fn send_as(
         Some(c) => c.clone(),
         None => create_recipient(state, &facts).await?,
     };
-    let known = state
-        .lookups()
-        .conversation(contact.id, facts.sender.id)
-        .await
-        .map_err(AppError::Internal)?;
-    let conversation = match known {
+    let conversation = match facts.conversation {
         Some(conversation) => conversation,
         None => store
             .ensure_conversation(contact.id, facts.sender.id, facts.sender.channel, now)
