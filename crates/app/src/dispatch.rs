@@ -41,7 +41,8 @@ pub struct DispatchSettings {
     pub lease: Duration,
     /// Jobs claimed at once; their outcomes are recorded in one transaction.
     pub batch: i64,
-    /// Sends in flight at once (to different recipients).
+    /// Sends in flight at once (to different recipients): a whole batch, since each waits
+    /// mostly on the provider's answer (a loopback fake's as much as Meta's, under load).
     pub concurrency: usize,
     /// After a worker stopped mid-send, how long to wait for the provider's statuses to say
     /// whether the message went before sending it again.
@@ -56,7 +57,7 @@ impl Default for DispatchSettings {
         Self {
             lease: Duration::seconds(60),
             batch: 256,
-            concurrency: 64,
+            concurrency: 256,
             in_flight_grace: Duration::minutes(2),
             expiry: Duration::hours(24),
             retry: RetryPolicy::default(),
