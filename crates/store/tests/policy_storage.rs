@@ -646,12 +646,19 @@ async fn settings_are_documents_by_key(db: TestDb) {
     );
 }
 
-/// A batch of inbound messages for several conversations is written together: each
-/// conversation once, with every message counted, the last one previewed, a closed one reopened
-/// with its history, a duplicate refused alone, and a message naming no contact that exists
-/// failing alone while the others are written.
-async fn a_batch_of_inbound_messages_is_written_together(db: TestDb) {
-    let (store, sender, ada) = setup(&db).await;
+/// Two customers, Ada and Bob, each in a conversation with one sender.
+struct Pair {
+    store: Store,
+    sender: Sender,
+    ada: Contact,
+    bob: Contact,
+    ada_conversation: switchboard_core::ConversationId,
+    bob_conversation: switchboard_core::ConversationId,
+    t: OffsetDateTime,
+}
+
+async fn two_conversations(db: &TestDb) -> Pair {
+    let (store, sender, ada) = setup(db).await;
     let mut bob = ada.clone();
     bob.id = ContactId::new();
     bob.phone = Some(PhoneNumber::parse("phone", "+442079460959").unwrap());
@@ -665,6 +672,31 @@ async fn a_batch_of_inbound_messages_is_written_together(db: TestDb) {
         .ensure_conversation(bob.id, sender.id, sender.channel, t)
         .await
         .unwrap();
+    Pair {
+        store,
+        sender,
+        ada,
+        bob,
+        ada_conversation,
+        bob_conversation,
+        t,
+    }
+}
+
+/// A batch of inbound messages for several conversations is written together: each
+/// conversation once, with every message counted, the last one previewed, a closed one reopened
+/// with its history, a duplicate refused alone, and a message naming no contact that exists
+/// failing alone while the others are written.
+async fn a_batch_of_inbound_messages_is_written_together(db: TestDb) {
+    let Pair {
+        store,
+        sender,
+        ada,
+        bob,
+        ada_conversation,
+        bob_conversation,
+        t,
+    } = two_conversations(&db).await;
     let closed = switchboard_core::conversation::Assignment {
         state: switchboard_core::conversation::ConversationState::Closed,
         assignee: None,
@@ -772,20 +804,15 @@ async fn a_batch_of_inbound_messages_is_written_together(db: TestDb) {
 /// decision, each conversation updated once with the last message's preview; a send with an
 /// idempotency key goes alone beside them, and a second use of its key fails only that send.
 async fn a_batch_of_sends_is_written_together(db: TestDb) {
-    let (store, sender, ada) = setup(&db).await;
-    let mut bob = ada.clone();
-    bob.id = ContactId::new();
-    bob.phone = Some(PhoneNumber::parse("phone", "+442079460959").unwrap());
-    store.create_contact(&bob, None).await.unwrap();
-    let t = now();
-    let ada_conversation = store
-        .ensure_conversation(ada.id, sender.id, sender.channel, t)
-        .await
-        .unwrap();
-    let bob_conversation = store
-        .ensure_conversation(bob.id, sender.id, sender.channel, t)
-        .await
-        .unwrap();
+    let Pair {
+        store,
+        sender,
+        ada,
+        bob,
+        ada_conversation,
+        bob_conversation,
+        t,
+    } = two_conversations(&db).await;
     // Ada is waiting for an answer.
     let mut asked = message(&sender, &ada, Direction::Inbound, t - Duration::seconds(60));
     asked.conversation_id = Some(ada_conversation);
