@@ -495,6 +495,13 @@ fn touched_conversations(records: &[&InboundRecord]) -> Vec<Touched> {
     touched
 }
 
+/// The conversations these messages belong to, as the lock takes them.
+fn conversation_ids<'a>(messages: impl Iterator<Item = &'a Message>) -> Vec<String> {
+    messages
+        .filter_map(|m| m.conversation_id.map(|c| c.to_string()))
+        .collect()
+}
+
 /// Locks conversation rows for the rest of the caller's (PostgreSQL) transaction, all in one
 /// order, so that two transactions locking some of the same rows cannot deadlock; as a
 /// non-key update would, so that rows referring to them can still be inserted by others.
@@ -844,17 +851,22 @@ impl Store {
             .filter(|r| !r.is_plain())
             .map(|r| r.message.conversation_id)
             .collect();
-        let (plain, careful): (Vec<&OutboundRecord>, Vec<&OutboundRecord>) =
-            records.iter().partition(|r| {
-                r.is_plain() && !careful_conversations.contains(&r.message.conversation_id)
-            });
+        let together: Vec<bool> = records
+            .iter()
+            .map(|r| r.is_plain() && !careful_conversations.contains(&r.message.conversation_id))
+            .collect();
+        let pick = |wanted: bool| -> Vec<&OutboundRecord> {
+            records
+                .iter()
+                .zip(&together)
+                .filter(|(_, t)| **t == wanted)
+                .map(|(r, _)| r)
+                .collect()
+        };
+        let (plain, careful) = (pick(true), pick(false));
         let careful_results = write_tx!(self, |tx| {
             if lock_rows {
-                let ids: Vec<String> = records
-                    .iter()
-                    .filter_map(|r| r.message.conversation_id.map(|c| c.to_string()))
-                    .collect();
-                lock_conversations!(tx, ids);
+                lock_conversations!(tx, conversation_ids(records.iter().map(|r| &r.message)));
             }
             if !plain.is_empty() {
                 let messages: Vec<&Message> = plain.iter().map(|r| &r.message).collect();
@@ -965,10 +977,10 @@ impl Store {
             results
         });
         let mut careful_results = careful_results.into_iter();
-        Ok(records
+        Ok(together
             .iter()
-            .map(|r| {
-                if r.is_plain() && !careful_conversations.contains(&r.message.conversation_id) {
+            .map(|&together| {
+                if together {
                     Ok(())
                 } else {
                     careful_results
@@ -1053,11 +1065,7 @@ impl Store {
             if lock_rows {
                 // Before the messages, whose foreign keys would otherwise share-lock these
                 // rows first and leave two batches each waiting for the other.
-                let ids: Vec<String> = records
-                    .iter()
-                    .filter_map(|r| r.message.conversation_id.map(|c| c.to_string()))
-                    .collect();
-                lock_conversations!(tx, ids);
+                lock_conversations!(tx, conversation_ids(records.iter().map(|r| &r.message)));
             }
             let inserted = insert_message_rows!(tx, &candidates);
             let fresh: Vec<&InboundRecord> = plain
