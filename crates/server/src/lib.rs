@@ -54,6 +54,7 @@ pub struct RunningServer {
     simulator: Option<JoinHandle<()>>,
     media: JoinHandle<()>,
     campaigns: JoinHandle<()>,
+    checkpoints: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -76,6 +77,7 @@ impl RunningServer {
         self.media.abort();
         // A campaign batch cut short leaves claims that lapse and messages already queued.
         self.campaigns.abort();
+        self.checkpoints.abort();
         self.state.store().close().await;
         Ok(())
     }
@@ -163,6 +165,7 @@ pub async fn start(
         state.clone(),
         switchboard_app::campaigns::CampaignRunner::default(),
     ));
+    let checkpoints = tokio::spawn(checkpoint_log(state.store().clone()));
     tracing::info!(%addr, database = state.store().backend().as_str(), "switchboard is listening");
     Ok((
         RunningServer {
@@ -175,6 +178,7 @@ pub async fn start(
             simulator,
             media,
             campaigns,
+            checkpoints,
         },
         generated,
     ))
@@ -226,6 +230,33 @@ async fn run_campaigns(state: AppState, runner: switchboard_app::campaigns::Camp
             Err(error) => tracing::error!(?error, "running campaigns"),
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Keeps SQLite's write-ahead log copied into the database beside the writer rather than by
+/// it: every 50 ms while writes come in, every second when they stop. On PostgreSQL it ends
+/// at once.
+async fn checkpoint_log(store: switchboard_store::Store) {
+    let mut copied_before = None;
+    loop {
+        let wait = match store.checkpoint().await {
+            Ok(None) => return,
+            Ok(Some(pass)) => {
+                let idle =
+                    pass.copied_pages == pass.log_pages && copied_before == Some(pass.copied_pages);
+                copied_before = Some(pass.copied_pages);
+                if idle {
+                    1000
+                } else {
+                    50
+                }
+            }
+            Err(error) => {
+                tracing::warn!(?error, "checkpointing the write-ahead log");
+                1000
+            }
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
     }
 }
 

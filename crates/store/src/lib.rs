@@ -76,10 +76,21 @@ impl Backend {
 /// SQLite allows one writer at a time, so writes go through a single connection that opens
 /// every transaction with `BEGIN IMMEDIATE` (a deferred transaction that reads and then writes
 /// can fail with SQLITE_BUSY_SNAPSHOT, which busy_timeout does not cover); reads use a pool.
+/// A connection of its own copies the write-ahead log back into the database
+/// ([`Store::checkpoint`]), so that the writer need not.
 #[derive(Clone, Debug)]
 pub struct SqliteBackend {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
+    checkpointer: SqlitePool,
+}
+
+/// What one pass of [`Store::checkpoint`] found: the pages in the write-ahead log, and how
+/// many of them are now in the database itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub log_pages: i64,
+    pub copied_pages: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -146,12 +157,32 @@ impl Store {
         Ok(())
     }
 
+    /// Copies what SQLite's write-ahead log holds into the database file, without waiting
+    /// for readers or the writer (a passive checkpoint). The writer would otherwise do it
+    /// itself after a commit once the log passes its threshold, holding up every write
+    /// waiting behind it; run often from a task of its own, it keeps the log short and that
+    /// work off the writer. `None` on PostgreSQL, which checkpoints by itself.
+    pub async fn checkpoint(&self) -> Result<Option<Checkpoint>> {
+        let Store::Sqlite(b) = self else {
+            return Ok(None);
+        };
+        let (_busy, log_pages, copied_pages): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&b.checkpointer)
+                .await?;
+        Ok(Some(Checkpoint {
+            log_pages,
+            copied_pages,
+        }))
+    }
+
     /// Closes the pools, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match self {
             Store::Sqlite(b) => {
                 b.writer.close().await;
                 b.reader.close().await;
+                b.checkpointer.close().await;
             }
             Store::Postgres(b) => b.pool.close().await,
         }
@@ -171,13 +202,31 @@ async fn open_sqlite(url: &str) -> Result<SqliteBackend> {
         .row_buffer_size(1024);
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
-        .connect_with(options.clone())
+        .connect_with(
+            options
+                .clone()
+                // The pages a write touches (the tables' and indexes' newest leaves, and the
+                // inner pages above them) stay in memory between transactions: 16 MiB
+                // rather than SQLite's 2.
+                .pragma("cache_size", "-16384")
+                // A safety net only: Store::checkpoint keeps the log well below this (16 MiB)
+                // unless it falls behind.
+                .pragma("wal_autocheckpoint", "4000"),
+        )
         .await?;
     let reader = SqlitePoolOptions::new()
         .max_connections(4)
-        .connect_with(options.read_only(true))
+        .connect_with(options.clone().read_only(true))
         .await?;
-    Ok(SqliteBackend { writer, reader })
+    let checkpointer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    Ok(SqliteBackend {
+        writer,
+        reader,
+        checkpointer,
+    })
 }
 
 async fn open_postgres(url: &str) -> Result<PgBackend> {

@@ -750,7 +750,28 @@ async fn data_survives_reopening(db: TestDb) {
     store.ping().await.unwrap();
 }
 
+async fn the_log_is_copied_into_the_database_beside_the_writer(db: TestDb) {
+    let store = open(&db).await;
+    let c = contact("+442079460959");
+    store.create_contact(&c, None).await.unwrap();
+    let pass = store.checkpoint().await.unwrap();
+    if db.is_postgres() {
+        assert_eq!(pass, None);
+    } else {
+        let pass = pass.expect("SQLite checkpoints");
+        // With no reader holding an older snapshot, everything the log holds is copied.
+        assert!(pass.log_pages > 0, "{pass:?}");
+        assert_eq!(pass.copied_pages, pass.log_pages);
+        // A write after it goes on as before.
+        let other = contact("+442079460960");
+        store.create_contact(&other, None).await.unwrap();
+        assert_eq!(store.get_contact(other.id).await.unwrap(), other);
+    }
+    assert_eq!(store.get_contact(c.id).await.unwrap(), c);
+}
+
 both_backends!(
+    the_log_is_copied_into_the_database_beside_the_writer,
     senders_round_trip_and_conflict_on_provider_identity,
     users_keep_their_permitted_senders,
     users_page_through_in_both_orders,
