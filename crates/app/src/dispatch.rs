@@ -161,6 +161,9 @@ struct Facts {
     /// For each WhatsApp sender with a messaging-limit tier that starts conversations in this
     /// batch: the customers it has reached in 24 hours, counted once for the batch.
     reach: HashMap<SenderId, Mutex<Reach>>,
+    /// When each customer of a free-form message last wrote to its sender (absent: never),
+    /// for the window's check at send time.
+    last_inbound: HashMap<(ContactId, SenderId), OffsetDateTime>,
 }
 
 /// A sender's reach as a batch goes: counted when the batch began, then kept by the batch
@@ -182,10 +185,18 @@ impl Facts {
             templates: HashMap::new(),
             campaigns: HashMap::new(),
             reach: HashMap::new(),
+            last_inbound: HashMap::new(),
         };
         let mut by_channel: HashMap<Channel, Vec<ContactId>> = HashMap::new();
         let mut starting: HashMap<SenderId, Vec<ContactId>> = HashMap::new();
+        let mut in_window: HashMap<SenderId, Vec<ContactId>> = HashMap::new();
         for message in messages {
+            if needs_window(message) {
+                in_window
+                    .entry(message.sender_id)
+                    .or_default()
+                    .push(message.contact_id);
+            }
             if message.business_initiated && message.channel == Channel::Whatsapp {
                 starting
                     .entry(message.sender_id)
@@ -236,6 +247,17 @@ impl Facts {
                 .reach
                 .insert(sender, Mutex::new(Reach { count, reached }));
         }
+        for (sender, mut contacts) in in_window {
+            contacts.sort_unstable();
+            contacts.dedup();
+            for (contact, at) in store
+                .last_inbound_among(sender, &contacts)
+                .await
+                .map_err(AppError::Internal)?
+            {
+                facts.last_inbound.insert((contact, sender), at);
+            }
+        }
         for (channel, contacts) in by_channel {
             let mut ledgers: HashMap<ContactId, Vec<ConsentEvent>> = HashMap::new();
             for event in store
@@ -260,6 +282,12 @@ impl Facts {
         }
         Ok(facts)
     }
+}
+
+/// Whether a message may go only while its customer-service window is open: free-form
+/// messages, except by SMS, which has none.
+fn needs_window(message: &Message) -> bool {
+    message.channel_template_type == ChannelTemplateType::Session && message.channel != Channel::Sms
 }
 
 /// A claimed job with what it needs to run.
@@ -762,13 +790,11 @@ impl Dispatcher {
                 }
             }
         }
-        if message.channel_template_type == ChannelTemplateType::Session
-            && message.channel != Channel::Sms
-        {
-            let last = store
-                .last_inbound_at(message.contact_id, message.sender_id)
-                .await
-                .map_err(AppError::Internal)?;
+        if needs_window(message) {
+            let last = facts
+                .last_inbound
+                .get(&(message.contact_id, message.sender_id))
+                .copied();
             let window = switchboard_core::policy::window_state(message.channel, last, state.now());
             if !window.open {
                 return Ok(refusal(

@@ -1,9 +1,11 @@
 //! The dispatcher against a fake Graph API on loopback that records requests and answers as
 //! scripted, on both databases.
 
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use serde_json::{json, Value};
+use switchboard_app::ManualClock;
 use switchboard_testkit::fakes::{graph_error, GraphEndpoint};
 use switchboard_testkit::{both_backends, FakeGraph, Reply, TestDb};
 
@@ -314,6 +316,61 @@ async fn an_opt_out_before_sending_stops_the_message(db: TestDb) {
     assert_eq!(failed["provider_message_id"], Value::Null);
 }
 
+/// The window checked again when a message goes: a free-form message scheduled inside the
+/// window but still waiting once it has closed is refused; one sent inside it goes.
+async fn a_free_form_message_goes_only_while_the_window_is_open(db: TestDb) {
+    let start = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let app = TestApp::spawn_with_clock(db, clock.clone()).await;
+    let sender = app.sandbox_sender("whatsapp").await;
+    let contact = app
+        .post(
+            "/api/v1/messages/inbound",
+            &app.admin,
+            json!({"sender_id": sender, "from": "+442079460958", "text": "hi"}),
+        )
+        .await
+        .ok(201)["contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let send = |text: &str, send_at: Option<time::OffsetDateTime>| {
+        let mut body = json!({"sender_id": sender, "contact_id": contact, "text": text});
+        if let Some(at) = send_at {
+            body["send_at"] = json!(at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap());
+        }
+        body
+    };
+    let now = app
+        .post("/api/v1/messages", &app.admin, send("Now", None))
+        .await
+        .ok(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let late = app
+        .post(
+            "/api/v1/messages",
+            &app.admin,
+            send("Later", Some(start + time::Duration::hours(23))),
+        )
+        .await
+        .ok(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.message_with_status(&now, "sent").await;
+    // Due only after the window has closed (the server was down, say).
+    clock.advance(time::Duration::hours(25));
+    let failed = app.message_with_status(&late, "failed").await;
+    assert_eq!(failed["error"]["code"], "window_closed");
+    assert_eq!(failed["provider_message_id"], Value::Null);
+}
+
 /// The tier counted again when messages go (R8.4): a customer reached already still gets
 /// theirs; of two new ones, a tier with one place left lets exactly one through.
 async fn the_tier_is_counted_again_when_messages_go(db: TestDb) {
@@ -411,4 +468,5 @@ both_backends!(
     a_retried_message_is_not_overtaken,
     messages_leave_and_failures_are_classified,
     an_opt_out_before_sending_stops_the_message,
+    a_free_form_message_goes_only_while_the_window_is_open,
 );
