@@ -23,29 +23,47 @@ macro_rules! read_pool {
 /// Runs `$body` in a write transaction with `$tx` bound to `&mut` the connection, and commits
 /// when the body yields a value. An early return through `?` drops the transaction, which rolls
 /// it back. On SQLite the transaction opens with `BEGIN IMMEDIATE` on the single writer.
+///
+/// Each committed transaction is logged at debug level under `switchboard_store::tx`: where it
+/// was written, how long it waited for a connection, ran, and took to commit (microseconds).
+/// On SQLite the sum of the last two over a run is how long the single writer was held, by
+/// whom: the first thing to read when writes are slow.
 macro_rules! write_tx {
-    ($store:expr, |$tx:ident| $body:expr) => {
-        match $store {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let asked = std::time::Instant::now();
+        let (value, began, ran) = match $store {
             $crate::Store::Sqlite(backend) => {
                 let mut guard = backend.writer.begin_with("BEGIN IMMEDIATE").await?;
+                let began = std::time::Instant::now();
                 let value = {
                     let $tx = &mut *guard;
                     $body
                 };
+                let ran = std::time::Instant::now();
                 guard.commit().await?;
-                value
+                (value, began, ran)
             }
             $crate::Store::Postgres(backend) => {
                 let mut guard = backend.pool.begin().await?;
+                let began = std::time::Instant::now();
                 let value = {
                     let $tx = &mut *guard;
                     $body
                 };
+                let ran = std::time::Instant::now();
                 guard.commit().await?;
-                value
+                (value, began, ran)
             }
-        }
-    };
+        };
+        tracing::debug!(
+            target: "switchboard_store::tx",
+            site = concat!(file!(), ":", line!()),
+            wait_us = (began - asked).as_micros() as u64,
+            body_us = (ran - began).as_micros() as u64,
+            commit_us = ran.elapsed().as_micros() as u64,
+        );
+        value
+    }};
 }
 
 /// Records `$key` (an `Option<&IdempotencyKey>`) for the resource being created, inside the
