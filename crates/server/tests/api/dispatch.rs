@@ -280,22 +280,26 @@ async fn one_recipient_held_back(db: TestDb, reply: Reply, reason: &str) {
     assert_eq!(recipients, [json!("442079460958"), json!("16505551234")]);
 }
 
+/// A customer writes "hi" to the sender, opening its window; their contact's id.
+async fn customer_wrote(app: &TestApp, sender: &str) -> String {
+    app.post(
+        "/api/v1/messages/inbound",
+        &app.admin,
+        json!({"sender_id": sender, "from": "+442079460958", "text": "hi"}),
+    )
+    .await
+    .ok(201)["contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// A scheduled message is checked again when it falls due: a customer who opted out meanwhile
 /// does not get it.
 async fn an_opt_out_before_sending_stops_the_message(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let sender = app.sandbox_sender("sms").await;
-    let contact = app
-        .post(
-            "/api/v1/messages/inbound",
-            &app.admin,
-            json!({"sender_id": sender, "from": "+442079460958", "text": "hi"}),
-        )
-        .await
-        .ok(201)["contact_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let contact = customer_wrote(&app, &sender).await;
     let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
@@ -325,17 +329,7 @@ async fn a_free_form_message_goes_only_while_the_window_is_open(db: TestDb) {
     let clock = Arc::new(ManualClock::new(start));
     let app = TestApp::spawn_with_clock(db, clock.clone()).await;
     let sender = app.sandbox_sender("whatsapp").await;
-    let contact = app
-        .post(
-            "/api/v1/messages/inbound",
-            &app.admin,
-            json!({"sender_id": sender, "from": "+442079460958", "text": "hi"}),
-        )
-        .await
-        .ok(201)["contact_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let contact = customer_wrote(&app, &sender).await;
     let send = |text: &str, send_at: Option<time::OffsetDateTime>| {
         let mut body = json!({"sender_id": sender, "contact_id": contact, "text": text});
         if let Some(at) = send_at {
