@@ -89,7 +89,7 @@ async fn admin_pages_render_and_create() {
     browser
         .click("form[action='/users'] button[type=submit]")
         .await;
-    assert_eq!(browser.text("[role=status]").await, "User created.");
+    browser.text_becomes("[role=status]", "User created.").await;
     let table = browser.text("table").await;
     assert!(
         table.contains("Alan Turing") && table.contains("alan@example.com"),
@@ -115,7 +115,9 @@ async fn admin_pages_render_and_create() {
     assert!(browser.text("#phone-error").await.contains("phone"));
     browser.fill("#phone", "+44 20 7946 0958").await;
     browser.click("main button[type=submit]").await;
-    assert_eq!(browser.text("[role=status]").await, "Contact created.");
+    browser
+        .text_becomes("[role=status]", "Contact created.")
+        .await;
     assert_eq!(browser.text("main h1").await, "Ada Customer");
     // Record an opt-in with evidence; it appears in the ledger.
     browser
@@ -124,7 +126,9 @@ async fn admin_pages_render_and_create() {
     browser
         .click("form[action$='/consent'] button[type=submit]")
         .await;
-    assert_eq!(browser.text("[role=status]").await, "Consent recorded.");
+    browser
+        .text_becomes("[role=status]", "Consent recorded.")
+        .await;
     let ledger = browser.text("table").await;
     assert!(ledger.contains("https://example.com/signup/42"), "{ledger}");
     browser.screenshot("contact").await;
@@ -141,12 +145,7 @@ async fn admin_pages_render_and_create() {
     )
     .unwrap();
     browser.goto(&format!("{}/contacts/import", app.base)).await;
-    browser
-        .find("#file")
-        .await
-        .send_keys(&csv.display().to_string())
-        .await
-        .unwrap();
+    browser.choose_file("#file", &csv).await;
     browser.screenshot("import-form").await;
     browser.click("main form button[type=submit]").await;
     let report = browser.text("#import-report").await;

@@ -62,12 +62,7 @@ async fn an_agent_attaches_a_picture_within_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("catalogue.pdf");
     std::fs::write(&big, vec![b'x'; 1_200_000]).unwrap();
-    browser
-        .find("#reply-file")
-        .await
-        .send_keys(&big.display().to_string())
-        .await
-        .expect("the file is chosen");
+    browser.choose_file("#reply-file", &big).await;
     until(
         &browser,
         "the size refusal",
@@ -104,12 +99,7 @@ async fn an_agent_attaches_a_picture_within_the_limit() {
     );
 
     // A picture within the limit goes, with the text as its caption.
-    browser
-        .find("#reply-file")
-        .await
-        .send_keys(&picture.display().to_string())
-        .await
-        .expect("the picture is chosen");
+    browser.choose_file("#reply-file", &picture).await;
     until(
         &browser,
         "the chosen picture",

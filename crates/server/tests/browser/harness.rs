@@ -141,6 +141,25 @@ impl Browser {
         panic!("could not type into {css}: {last}");
     }
 
+    /// Chooses a file in the file input with this CSS selector, finding the input again if
+    /// the page redrew it between finding and choosing.
+    pub async fn choose_file(&self, css: &str, file: &Path) {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match self
+                .find(css)
+                .await
+                .send_keys(&file.display().to_string())
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        panic!("could not choose {} in {css}: {last}", file.display());
+    }
+
     /// Clicks the element with this CSS selector, finding it again if the page redrew it.
     pub async fn click(&self, css: &str) {
         let mut last = String::new();
@@ -175,6 +194,23 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         panic!("no text for {css}: {last}");
+    }
+
+    /// Waits until the element with this CSS selector reads `want`: after a click, the page
+    /// being left may still be the one answering for a moment.
+    pub async fn text_becomes(&self, css: &str, want: &str) {
+        let mut last = String::new();
+        for _ in 0..50 {
+            let script =
+                format!("var e = document.querySelector({css:?}); return e ? e.innerText : null;");
+            match self.try_run(&script).await {
+                Ok(Value::String(text)) if text.trim() == want => return,
+                Ok(other) => last = other.to_string(),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{css} never read {want:?}: last {last}");
     }
 
     /// Runs a script, or says why it could not run (a page still loading, say).
