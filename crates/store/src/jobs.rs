@@ -204,17 +204,29 @@ impl Store {
         lease: time::Duration,
         limit: i64,
     ) -> Result<Vec<Lease>> {
-        let lock = match self.backend() {
-            crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            crate::Backend::Sqlite => "",
+        let due = match self.backend() {
+            crate::Backend::Postgres => {
+                "SELECT id FROM jobs WHERE queue = $4 AND ((status = 'queued' AND run_at <= $3) \
+                 OR (status = 'running' AND lease_until < $3)) ORDER BY run_at, id LIMIT $5 \
+                 FOR UPDATE SKIP LOCKED"
+            }
+            // SQLite answers the OR by reading every job of the queue, the done ones too
+            // (a million after a large campaign), so each state is looked up on its own.
+            crate::Backend::Sqlite => {
+                "SELECT id FROM (\
+                 SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE queue = $4 \
+                   AND status = 'queued' AND run_at <= $3 ORDER BY run_at, id LIMIT $5) \
+                 UNION ALL \
+                 SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE queue = $4 \
+                   AND status = 'running' AND lease_until < $3 ORDER BY run_at, id LIMIT $5)\
+                 ) ORDER BY run_at, id LIMIT $5"
+            }
         };
         let sql = format!(
             "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, \
              attempt = attempt + 1, updated_at = $3, interrupted_at = CASE \
-             WHEN status = 'running' THEN lease_until ELSE interrupted_at END WHERE id IN (SELECT id FROM jobs \
-             WHERE queue = $4 AND ((status = 'queued' AND run_at <= $3) \
-             OR (status = 'running' AND lease_until < $3)) ORDER BY run_at, id LIMIT $5 {lock}) \
-             RETURNING {JOB_COLUMNS}"
+             WHEN status = 'running' THEN lease_until ELSE interrupted_at END \
+             WHERE id IN ({due}) RETURNING {JOB_COLUMNS}"
         );
         let until = now + lease;
         let rows: Vec<JobRow> = write_tx!(self, |tx| {
