@@ -712,6 +712,7 @@ impl CampaignRunner {
         if room <= 0 {
             return Ok(0);
         }
+        let began = std::time::Instant::now();
         let claimed = store
             .claim_recipients(campaign.id, now, self.settings.lease, room)
             .await
@@ -772,6 +773,7 @@ impl CampaignRunner {
         let dlp = crate::settings::dlp_rules(state).await?;
         let hours = crate::settings::hours_at(state, now).await?;
 
+        let loaded = began.elapsed();
         let mut decided = Vec::with_capacity(claimed.len());
         let mut held: Option<Held> = None;
         for recipient in claimed {
@@ -892,6 +894,7 @@ impl CampaignRunner {
                 },
             }
         }
+        let judged = began.elapsed();
         let written = store
             .commit_campaign_batch(campaign.id, &decided, interval.map(|_| slot), now)
             .await
@@ -909,7 +912,15 @@ impl CampaignRunner {
             .iter()
             .filter(|d| !matches!(d, Decided::Wait { .. }))
             .count();
-        tracing::debug!(campaign = %campaign.id, queued = written.len(), moved, "campaign batch");
+        tracing::debug!(
+            campaign = %campaign.id,
+            queued = written.len(),
+            moved,
+            load_us = loaded.as_micros() as u64,
+            decide_us = (judged - loaded).as_micros() as u64,
+            commit_us = (began.elapsed() - judged).as_micros() as u64,
+            "campaign batch"
+        );
         Ok(moved)
     }
 }

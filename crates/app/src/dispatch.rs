@@ -44,6 +44,10 @@ pub struct DispatchSettings {
     /// Sends in flight at once (to different recipients): a whole batch, since each waits
     /// mostly on the provider's answer (a loopback fake's as much as Meta's, under load).
     pub concurrency: usize,
+    /// Batches in progress at once in one process: while one waits on its sends, another is
+    /// claimed, and a third recorded. Messages to one recipient still go in order across
+    /// them.
+    pub workers: usize,
     /// After a worker stopped mid-send, how long to wait for the provider's statuses to say
     /// whether the message went before sending it again.
     pub in_flight_grace: Duration,
@@ -58,6 +62,7 @@ impl Default for DispatchSettings {
             lease: Duration::seconds(60),
             batch: 256,
             concurrency: 256,
+            workers: 2,
             in_flight_grace: Duration::minutes(2),
             expiry: Duration::hours(24),
             retry: RetryPolicy::default(),
@@ -123,6 +128,86 @@ pub struct Dispatcher {
     public_url: Option<String>,
     pacer: Pacer,
     holds: Mutex<HashMap<Hold, OffsetDateTime>>,
+    lanes: std::sync::Arc<Lanes>,
+    /// Held by a batch that may reach new customers of a sender with a messaging limit, from
+    /// before it counts them until its sends are recorded.
+    reach: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Held from a claim until its lanes are in line, so that lanes line up in claim order.
+    claiming: tokio::sync::Mutex<()>,
+}
+
+/// Whom a lane sends to: its messages go one after another.
+type LaneKey = (SenderId, ContactId);
+
+/// How a lane ended: until when its recipient's next messages must wait, if they must.
+type LaneEnd = Option<OffsetDateTime>;
+
+/// Keeps the lanes of batches in progress at once in order: a lane to a recipient that an
+/// earlier batch is still sending to waits for that batch's lane to finish, and waits on
+/// after it when it ended waiting (a retry, a limit), rather than overtake it.
+#[derive(Default)]
+struct Lanes {
+    /// Per recipient, the last lane in line: its ticket, and where it says how it ended.
+    last: Mutex<HashMap<LaneKey, (u64, tokio::sync::oneshot::Receiver<LaneEnd>)>>,
+    tickets: std::sync::atomic::AtomicU64,
+}
+
+/// A lane's place in line.
+struct InLine {
+    lanes: std::sync::Arc<Lanes>,
+    key: LaneKey,
+    ticket: u64,
+    /// The lane before it, if one was still in progress.
+    before: Option<tokio::sync::oneshot::Receiver<LaneEnd>>,
+    /// Tells the lane after it how this one ended; dropped unsent, it says "not waiting".
+    after: Option<tokio::sync::oneshot::Sender<LaneEnd>>,
+}
+
+impl Lanes {
+    fn join(self: &std::sync::Arc<Self>, key: LaneKey) -> InLine {
+        let ticket = self
+            .tickets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let before = self
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (ticket, rx))
+            .map(|(_, rx)| rx);
+        InLine {
+            lanes: self.clone(),
+            key,
+            ticket,
+            before,
+            after: Some(tx),
+        }
+    }
+}
+
+impl InLine {
+    /// Waits for the lane before this one; returns until when it left its recipient waiting.
+    async fn turn(&mut self) -> LaneEnd {
+        match self.before.take() {
+            Some(before) => before.await.ok().flatten(),
+            None => None,
+        }
+    }
+
+    fn finish(mut self, waiting: LaneEnd) {
+        if let Some(after) = self.after.take() {
+            let _ = after.send(waiting);
+        }
+    }
+}
+
+impl Drop for InLine {
+    fn drop(&mut self) {
+        let mut last = self.lanes.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.get(&self.key).is_some_and(|(t, _)| *t == self.ticket) {
+            last.remove(&self.key);
+        }
+    }
 }
 
 /// What one attempt at a job came to.
@@ -305,7 +390,7 @@ impl Dispatcher {
         Self {
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
-                .pool_max_idle_per_host(settings.concurrency)
+                .pool_max_idle_per_host(settings.concurrency * settings.workers.max(1))
                 .build()
                 .unwrap_or_default(),
             owner: format!("dispatcher-{}", MessageId::new()),
@@ -313,7 +398,14 @@ impl Dispatcher {
             public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
             pacer: Pacer::default(),
             holds: Mutex::new(HashMap::new()),
+            lanes: Default::default(),
+            reach: Default::default(),
+            claiming: tokio::sync::Mutex::new(()),
         }
+    }
+
+    pub fn settings(&self) -> &DispatchSettings {
+        &self.settings
     }
 
     /// Sends every due message once; returns how many jobs it handled.
@@ -323,6 +415,8 @@ impl Dispatcher {
     /// recorded in one transaction.
     pub async fn run_once(&self, state: &AppState) -> Result<usize> {
         let store = state.store();
+        let began = std::time::Instant::now();
+        let claiming = self.claiming.lock().await;
         let leases = store
             .claim_jobs(
                 OUTBOUND_QUEUE,
@@ -345,6 +439,32 @@ impl Dispatcher {
             .into_iter()
             .map(|m| (m.id, m))
             .collect();
+        // One lane per (sender, recipient), in claim order (the order jobs fell due), each in
+        // line behind the same recipient's lane in any batch claimed before.
+        let mut lanes: Vec<(Vec<Work>, Option<InLine>)> = Vec::new();
+        let mut lane_of: HashMap<LaneKey, usize> = HashMap::new();
+        for lease in &leases {
+            let Some(m) = message_id_of(lease).and_then(|id| messages.get(&id)) else {
+                continue;
+            };
+            let key = (m.sender_id, m.contact_id);
+            if let std::collections::hash_map::Entry::Vacant(entry) = lane_of.entry(key) {
+                entry.insert(lanes.len());
+                lanes.push((Vec::new(), Some(self.lanes.join(key))));
+            }
+        }
+        // The messaging limit counts the customers reached so far: a batch that may reach new
+        // ones counts after the sends of the batch before it are recorded, not beside them.
+        let reach = match self.counts_reach(state, messages.values()).await {
+            true => Some(self.reach.clone().lock_owned().await),
+            false => None,
+        };
+        drop(claiming);
+        if count as i64 >= self.settings.batch {
+            // There is likely more: another worker may claim it while this batch sends.
+            state.wake_dispatcher();
+        }
+        let claimed = began.elapsed();
         // Who hears about each outcome once it is recorded.
         let origins: HashMap<MessageId, (SenderId, Option<ConversationId>)> = messages
             .values()
@@ -365,32 +485,28 @@ impl Dispatcher {
                 }
             }
         }
-        // One lane per (sender, recipient), in claim order (the order jobs fell due).
-        let mut lanes: Vec<Vec<Work>> = Vec::new();
-        let mut lane_of: HashMap<(SenderId, ContactId), usize> = HashMap::new();
         for lease in leases {
             let message = message_id_of(&lease).and_then(|id| messages.remove(&id));
+            let lane = message
+                .as_ref()
+                .and_then(|m| lane_of.get(&(m.sender_id, m.contact_id)).copied());
             let work = Work { lease, message };
-            match &work.message {
-                Some(m) => {
-                    let lane = *lane_of
-                        .entry((m.sender_id, m.contact_id))
-                        .or_insert_with(|| {
-                            lanes.push(Vec::new());
-                            lanes.len() - 1
-                        });
-                    lanes[lane].push(work);
-                }
-                None => lanes.push(vec![work]),
+            match lane {
+                Some(lane) => lanes[lane].0.push(work),
+                None => lanes.push((vec![work], None)),
             }
         }
         let facts = &facts;
+        let loaded = began.elapsed();
         let completions: Vec<SendCompletion> = futures_util::stream::iter(lanes)
-            .map(|lane| async move {
+            .map(|(lane, mut line)| async move {
                 let mut done = Vec::with_capacity(lane.len());
                 // Once a message waits (a retry, a limit), the ones after it to the same
-                // recipient wait with it rather than overtake it.
-                let mut waiting: Option<OffsetDateTime> = None;
+                // recipient wait with it rather than overtake it, in this batch and after.
+                let mut waiting = match line.as_mut() {
+                    Some(line) => line.turn().await,
+                    None => None,
+                };
                 for work in lane {
                     if let Some(at) = waiting {
                         done.push(SendCompletion {
@@ -410,12 +526,17 @@ impl Dispatcher {
                     }
                     done.push(completion);
                 }
+                if let Some(line) = line {
+                    line.finish(waiting);
+                }
                 done
             })
             .buffer_unordered(self.settings.concurrency.max(1))
             .flat_map(futures_util::stream::iter)
             .collect()
             .await;
+        let sent = began.elapsed();
+        drop(reach);
         let held = store
             .complete_sends(&completions, state.now())
             .await
@@ -437,7 +558,39 @@ impl Dispatcher {
                 });
             }
         }
+        tracing::debug!(
+            count,
+            claim_us = claimed.as_micros() as u64,
+            load_us = (loaded - claimed).as_micros() as u64,
+            send_us = (sent - loaded).as_micros() as u64,
+            complete_us = (began.elapsed() - sent).as_micros() as u64,
+            "dispatched a batch"
+        );
         Ok(count)
+    }
+
+    /// Whether any of these messages may start a conversation for a sender whose messaging
+    /// limit counts them.
+    async fn counts_reach(
+        &self,
+        state: &AppState,
+        messages: impl Iterator<Item = &Message>,
+    ) -> bool {
+        let mut seen = HashSet::new();
+        for message in messages {
+            if !message.business_initiated
+                || message.channel != Channel::Whatsapp
+                || !seen.insert(message.sender_id)
+            {
+                continue;
+            }
+            match state.sender(message.sender_id).await {
+                Ok(sender) if sender.health.messaging_limit_tier.is_none() => {}
+                // Unknown: counted carefully.
+                _ => return true,
+            }
+        }
+        false
     }
 
     /// Runs one job to its completion record; a failure to read what it needs retries it.
@@ -1147,6 +1300,41 @@ mod tests {
         let now = tokio::time::Instant::now();
         assert_eq!(pacer.reserve(a, 4), now);
         assert_eq!(pacer.reserve(a, 4), now + quarter);
+    }
+
+    #[tokio::test]
+    async fn a_lane_waits_for_the_same_recipients_lane_of_an_earlier_batch() {
+        let lanes = std::sync::Arc::new(Lanes::default());
+        let sender = SenderId::new();
+        let (ada, bob) = (ContactId::new(), ContactId::new());
+        let t = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+
+        let first = lanes.join((sender, ada));
+        let mut second = lanes.join((sender, ada));
+        let mut to_bob = lanes.join((sender, bob));
+        // Bob's lane is first in its line: it goes at once, waiting for nothing.
+        assert_eq!(to_bob.turn().await, None);
+        // Ada's second lane goes only once the first is done, and learns how it ended.
+        let waiting = tokio::spawn(async move { second.turn().await });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "it went before the lane ahead of it ended"
+        );
+        first.finish(Some(t));
+        assert_eq!(waiting.await.unwrap(), Some(t));
+
+        // A lane dropped without finishing (its batch failed) holds nobody up.
+        let abandoned = lanes.join((sender, bob));
+        let mut next = lanes.join((sender, bob));
+        drop(to_bob);
+        drop(abandoned);
+        assert_eq!(next.turn().await, None);
+        next.finish(None);
+        assert!(
+            lanes.last.lock().unwrap().is_empty(),
+            "finished lanes leave nothing behind"
+        );
     }
 
     #[test]

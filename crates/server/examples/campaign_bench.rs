@@ -23,6 +23,8 @@ const TOKEN: &str = "bench-bootstrap-token-0123456789abcdef";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Quiet unless RUST_LOG asks (`RUST_LOG=switchboard_store::tx=debug` times every write).
+    switchboard::telemetry::init(switchboard::config::LogFormat::Text, "error");
     let recipients: usize = std::env::var("BENCH_RECIPIENTS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -204,20 +204,30 @@ async fn process_webhooks(state: AppState) {
 }
 
 /// Sends due messages: at once when a send is queued here, and polling briefly for those
-/// that fall due later or were queued by another node.
+/// that fall due later or were queued by another node. Several batches go at once, so that
+/// one is claimed and another recorded while a third waits on its sends.
 async fn dispatch(state: AppState, dispatcher: switchboard_app::dispatch::Dispatcher) {
-    loop {
-        match dispatcher.run_once(&state).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(error) => tracing::error!(?error, "dispatching"),
-        }
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_millis(200),
-            state.dispatch_waiting(),
-        )
-        .await;
+    let workers = dispatcher.settings().workers.max(1);
+    let dispatcher = Arc::new(dispatcher);
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (state, dispatcher) = (state.clone(), dispatcher.clone());
+        loops.spawn(async move {
+            loop {
+                match dispatcher.run_once(&state).await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(?error, "dispatching"),
+                }
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_millis(200),
+                    state.dispatch_waiting(),
+                )
+                .await;
+            }
+        });
     }
+    while loops.join_next().await.is_some() {}
 }
 
 /// Feeds running campaigns to the outbound queue, starts scheduled ones when their time comes
