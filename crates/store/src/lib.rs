@@ -272,4 +272,80 @@ mod tests {
         assert_eq!(names("sqlite"), names("postgres"));
         assert!(!names("sqlite").is_empty());
     }
+
+    /// The inbox searches conversations, so a message is in the SQLite search index exactly
+    /// while it belongs to one: a campaign's messages stay out until their answer joins them.
+    #[tokio::test]
+    async fn only_messages_in_a_conversation_are_in_the_search_index() {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use sqlx::{ConnectOptions, Connection};
+        use std::str::FromStr;
+
+        // Without foreign keys the rows need no senders, contacts or conversations.
+        let mut db = SqliteConnectOptions::from_str("sqlite::memory:")
+            .unwrap()
+            .foreign_keys(false)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut db)
+            .await
+            .unwrap();
+        let insert = |id: &'static str, conversation: Option<&'static str>| {
+            sqlx::query(
+                "INSERT INTO messages (id, direction, channel, sender_id, contact_id, \
+                 conversation_id, text, channel_template_type, status, created_at, updated_at) \
+                 VALUES ($1, 'outbound', 'sms', 's', 'c', $2, $3, 'free_form', 'queued', 0, 0)",
+            )
+            .bind(id)
+            .bind(conversation)
+            .bind(format!("spring prices for {id}"))
+        };
+        insert("m-campaign", None).execute(&mut db).await.unwrap();
+        insert("m-inbox", Some("conv"))
+            .execute(&mut db)
+            .await
+            .unwrap();
+        async fn found(db: &mut sqlx::SqliteConnection) -> Vec<String> {
+            sqlx::query_scalar(
+                "SELECT m.id FROM messages m WHERE m.rowid IN (SELECT rowid \
+                 FROM messages_search WHERE messages_search MATCH '\"spring prices\"') \
+                 ORDER BY m.id",
+            )
+            .fetch_all(db)
+            .await
+            .unwrap()
+        }
+        assert_eq!(found(&mut db).await, ["m-inbox"]);
+
+        // The answer brings the campaign message into the conversation, and into the index.
+        sqlx::query("UPDATE messages SET conversation_id = 'conv' WHERE id = 'm-campaign'")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(found(&mut db).await, ["m-campaign", "m-inbox"]);
+
+        // An edited text replaces its entry; a message leaving a conversation leaves the index.
+        sqlx::query("UPDATE messages SET text = 'autumn' WHERE id = 'm-campaign'")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(found(&mut db).await, ["m-inbox"]);
+        sqlx::query("UPDATE messages SET conversation_id = NULL WHERE id = 'm-inbox'")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        assert!(found(&mut db).await.is_empty());
+        sqlx::query("DELETE FROM messages")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        // 'integrity-check' fails if the index holds an entry its content no longer has.
+        sqlx::query("INSERT INTO messages_search (messages_search) VALUES ('integrity-check')")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+    }
 }
