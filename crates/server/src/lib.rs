@@ -55,6 +55,7 @@ pub struct RunningServer {
     media: JoinHandle<()>,
     campaigns: JoinHandle<()>,
     checkpoints: JoinHandle<()>,
+    indexing: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -78,6 +79,8 @@ impl RunningServer {
         // A campaign batch cut short leaves claims that lapse and messages already queued.
         self.campaigns.abort();
         self.checkpoints.abort();
+        // Messages not yet indexed stay waiting; the next start (or search) indexes them.
+        self.indexing.abort();
         self.state.store().close().await;
         Ok(())
     }
@@ -166,6 +169,7 @@ pub async fn start(
         switchboard_app::campaigns::CampaignRunner::default(),
     ));
     let checkpoints = tokio::spawn(checkpoint_log(state.store().clone()));
+    let indexing = tokio::spawn(index_for_search(state.store().clone()));
     tracing::info!(%addr, database = state.store().backend().as_str(), "switchboard is listening");
     Ok((
         RunningServer {
@@ -179,6 +183,7 @@ pub async fn start(
             media,
             campaigns,
             checkpoints,
+            indexing,
         },
         generated,
     ))
@@ -263,6 +268,25 @@ async fn checkpoint_log(store: switchboard_store::Store) {
             }
             Err(error) => {
                 tracing::warn!(?error, "checkpointing the write-ahead log");
+                1000
+            }
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    }
+}
+
+/// Keeps SQLite's search index close behind the messages written (a search catches up the
+/// rest itself): a batch whenever one has gathered, at most four times a second. On
+/// PostgreSQL it ends at once.
+async fn index_for_search(store: switchboard_store::Store) {
+    const BATCH: i64 = 5_000;
+    loop {
+        let wait = match store.index_search_backlog(BATCH).await {
+            Ok(None) => return,
+            Ok(Some(taken)) if taken == BATCH as u64 => continue,
+            Ok(Some(_)) => 250,
+            Err(error) => {
+                tracing::warn!(?error, "indexing messages for search");
                 1000
             }
         };

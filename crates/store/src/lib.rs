@@ -274,7 +274,8 @@ mod tests {
     }
 
     /// The inbox searches conversations, so a message is in the SQLite search index exactly
-    /// while it belongs to one: a campaign's messages stay out until their answer joins them.
+    /// while it belongs to one (once the indexer has taken it): a campaign's messages stay out
+    /// until their answer joins them.
     #[tokio::test]
     async fn only_messages_in_a_conversation_are_in_the_search_index() {
         use sqlx::sqlite::SqliteConnectOptions;
@@ -307,7 +308,18 @@ mod tests {
             .execute(&mut db)
             .await
             .unwrap();
+        // What the search sees once the indexer has taken every waiting message.
         async fn found(db: &mut sqlx::SqliteConnection) -> Vec<String> {
+            for sql in [
+                conversations::INDEX_WAITING_MESSAGES,
+                conversations::FORGET_WAITING_MESSAGES,
+            ] {
+                sqlx::query(sql)
+                    .bind(i64::MAX)
+                    .execute(&mut *db)
+                    .await
+                    .unwrap();
+            }
             sqlx::query_scalar(
                 "SELECT m.id FROM messages m WHERE m.rowid IN (SELECT rowid \
                  FROM messages_search WHERE messages_search MATCH '\"spring prices\"') \
@@ -328,6 +340,33 @@ mod tests {
 
         // An edited text replaces its entry; a message leaving a conversation leaves the index.
         sqlx::query("UPDATE messages SET text = 'autumn' WHERE id = 'm-campaign'")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(found(&mut db).await, ["m-inbox"]);
+        sqlx::query("UPDATE messages SET text = 'spring prices again' WHERE id = 'm-campaign'")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(found(&mut db).await, ["m-campaign", "m-inbox"]);
+        sqlx::query("UPDATE messages SET text = 'autumn' WHERE id = 'm-campaign'")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        // Deleted or edited while it waits, a message never reaches the index as it was.
+        insert("m-waiting", Some("conv"))
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE messages SET text = 'winter' WHERE id = 'm-waiting'")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        insert("m-gone", Some("conv"))
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM messages WHERE id = 'm-gone'")
             .execute(&mut db)
             .await
             .unwrap();
