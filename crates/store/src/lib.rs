@@ -308,6 +308,9 @@ mod tests {
             .execute(&mut db)
             .await
             .unwrap();
+        async fn run(db: &mut sqlx::SqliteConnection, sql: &str) {
+            sqlx::query(sql).execute(db).await.unwrap();
+        }
         // What the search sees once the indexer has taken every waiting message.
         async fn found(db: &mut sqlx::SqliteConnection) -> Vec<String> {
             for sql in [
@@ -332,59 +335,60 @@ mod tests {
         assert_eq!(found(&mut db).await, ["m-inbox"]);
 
         // The answer brings the campaign message into the conversation, and into the index.
-        sqlx::query("UPDATE messages SET conversation_id = 'conv' WHERE id = 'm-campaign'")
-            .execute(&mut db)
-            .await
-            .unwrap();
+        run(
+            &mut db,
+            "UPDATE messages SET conversation_id = 'conv' WHERE id = 'm-campaign'",
+        )
+        .await;
         assert_eq!(found(&mut db).await, ["m-campaign", "m-inbox"]);
 
         // An edited text replaces its entry; a message leaving a conversation leaves the index.
-        sqlx::query("UPDATE messages SET text = 'autumn' WHERE id = 'm-campaign'")
-            .execute(&mut db)
-            .await
-            .unwrap();
+        run(
+            &mut db,
+            "UPDATE messages SET text = 'autumn' WHERE id = 'm-campaign'",
+        )
+        .await;
         assert_eq!(found(&mut db).await, ["m-inbox"]);
-        sqlx::query("UPDATE messages SET text = 'spring prices again' WHERE id = 'm-campaign'")
-            .execute(&mut db)
-            .await
-            .unwrap();
+        run(
+            &mut db,
+            "UPDATE messages SET text = 'spring prices again' WHERE id = 'm-campaign'",
+        )
+        .await;
         assert_eq!(found(&mut db).await, ["m-campaign", "m-inbox"]);
-        sqlx::query("UPDATE messages SET text = 'autumn' WHERE id = 'm-campaign'")
-            .execute(&mut db)
-            .await
-            .unwrap();
+        run(
+            &mut db,
+            "UPDATE messages SET text = 'autumn' WHERE id = 'm-campaign'",
+        )
+        .await;
         // Deleted or edited while it waits, a message never reaches the index as it was.
         insert("m-waiting", Some("conv"))
             .execute(&mut db)
             .await
             .unwrap();
-        sqlx::query("UPDATE messages SET text = 'winter' WHERE id = 'm-waiting'")
-            .execute(&mut db)
-            .await
-            .unwrap();
+        run(
+            &mut db,
+            "UPDATE messages SET text = 'winter' WHERE id = 'm-waiting'",
+        )
+        .await;
         insert("m-gone", Some("conv"))
             .execute(&mut db)
             .await
             .unwrap();
-        sqlx::query("DELETE FROM messages WHERE id = 'm-gone'")
-            .execute(&mut db)
-            .await
-            .unwrap();
+        run(&mut db, "DELETE FROM messages WHERE id = 'm-gone'").await;
         assert_eq!(found(&mut db).await, ["m-inbox"]);
-        sqlx::query("UPDATE messages SET conversation_id = NULL WHERE id = 'm-inbox'")
-            .execute(&mut db)
-            .await
-            .unwrap();
+        run(
+            &mut db,
+            "UPDATE messages SET conversation_id = NULL WHERE id = 'm-inbox'",
+        )
+        .await;
         assert!(found(&mut db).await.is_empty());
-        sqlx::query("DELETE FROM messages")
-            .execute(&mut db)
-            .await
-            .unwrap();
+        run(&mut db, "DELETE FROM messages").await;
         // 'integrity-check' fails if the index holds an entry its content no longer has.
-        sqlx::query("INSERT INTO messages_search (messages_search) VALUES ('integrity-check')")
-            .execute(&mut db)
-            .await
-            .unwrap();
+        run(
+            &mut db,
+            "INSERT INTO messages_search (messages_search) VALUES ('integrity-check')",
+        )
+        .await;
         db.close().await.unwrap();
     }
 }
