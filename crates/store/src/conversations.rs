@@ -534,8 +534,6 @@ impl Store {
         Ok((items, next))
     }
 
-    /// Whether a search is best started from its matches: on SQLite, when the trigram
-    /// indexes can look it up and it matches few messages and contacts.
     /// Puts up to `limit` messages waiting for SQLite's search index into it, oldest first,
     /// in one transaction: indexed together they cost a seventh of what each indexed by the
     /// statement writing it did (see migration 0013). Answers how many were taken (those
@@ -588,6 +586,8 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a search is best started from its matches: on SQLite, when the trigram
+    /// indexes can look it up and it matches few messages and contacts.
     async fn few_search_matches(&self, words: &str) -> Result<bool> {
         let Store::Sqlite(backend) = self else {
             return Ok(false);
