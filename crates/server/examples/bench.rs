@@ -53,6 +53,12 @@ async fn main() -> anyhow::Result<()> {
     switchboard::telemetry::init(switchboard::config::LogFormat::Text, "error");
     let webhooks = count("BENCH_WEBHOOKS", 20_000);
     let messages = count("BENCH_MESSAGES", 10_000);
+    // The sends are free text, allowed only to customers who wrote in: every one must have.
+    anyhow::ensure!(
+        webhooks >= CUSTOMERS,
+        "BENCH_WEBHOOKS must be at least {CUSTOMERS}, one webhook from each customer the \
+         outbound phase writes to"
+    );
     println!(
         "switchboard bench: {webhooks} webhooks, {messages} messages, {CONCURRENCY} concurrent \
          senders, {} cores",
