@@ -293,102 +293,95 @@ mod tests {
             .run(&mut db)
             .await
             .unwrap();
-        let insert = |id: &'static str, conversation: Option<&'static str>| {
-            sqlx::query(
-                "INSERT INTO messages (id, direction, channel, sender_id, contact_id, \
-                 conversation_id, text, channel_template_type, status, created_at, updated_at) \
-                 VALUES ($1, 'outbound', 'sms', 's', 'c', $2, $3, 'free_form', 'queued', 0, 0)",
-            )
-            .bind(id)
-            .bind(conversation)
-            .bind(format!("spring prices for {id}"))
-        };
-        insert("m-campaign", None).execute(&mut db).await.unwrap();
-        insert("m-inbox", Some("conv"))
-            .execute(&mut db)
-            .await
-            .unwrap();
-        async fn run(db: &mut sqlx::SqliteConnection, sql: &str) {
-            sqlx::query(sql).execute(db).await.unwrap();
-        }
-        // What the search sees once the indexer has taken every waiting message.
-        async fn found(db: &mut sqlx::SqliteConnection) -> Vec<String> {
+        const INSERT: &str = "INSERT INTO messages (id, direction, channel, sender_id, \
+             contact_id, conversation_id, text, channel_template_type, status, created_at, \
+             updated_at) VALUES ($1, 'outbound', 'sms', 's', 'c', $2, 'spring prices', \
+             'free_form', 'queued', 0, 0)";
+        // Each step, then what a search for "spring prices" finds once the indexer has taken
+        // every waiting message (`None`: the indexer does not run yet).
+        let steps: [(&str, &[&str], Option<&[&str]>); 12] = [
+            (INSERT, &["m-campaign"], Some(&[])),
+            (INSERT, &["m-inbox", "conv"], Some(&["m-inbox"])),
+            // The answer brings the campaign message into the conversation, and the index.
+            (
+                "UPDATE messages SET conversation_id = 'conv' WHERE id = $1",
+                &["m-campaign"],
+                Some(&["m-campaign", "m-inbox"]),
+            ),
+            // An edited text replaces its entry.
+            (
+                "UPDATE messages SET text = 'autumn' WHERE id = $1",
+                &["m-campaign"],
+                Some(&["m-inbox"]),
+            ),
+            (
+                "UPDATE messages SET text = 'spring prices again' WHERE id = $1",
+                &["m-campaign"],
+                Some(&["m-campaign", "m-inbox"]),
+            ),
+            (
+                "UPDATE messages SET text = 'autumn' WHERE id = $1",
+                &["m-campaign"],
+                Some(&["m-inbox"]),
+            ),
+            // Edited or deleted while it waits, a message never reaches the index as it was.
+            (INSERT, &["m-waiting", "conv"], None),
+            (
+                "UPDATE messages SET text = 'winter' WHERE id = $1",
+                &["m-waiting"],
+                Some(&["m-inbox"]),
+            ),
+            (INSERT, &["m-gone", "conv"], None),
+            (
+                "DELETE FROM messages WHERE id = $1",
+                &["m-gone"],
+                Some(&["m-inbox"]),
+            ),
+            // A message leaving its conversation leaves the index.
+            (
+                "UPDATE messages SET conversation_id = NULL WHERE id = $1",
+                &["m-inbox"],
+                Some(&[]),
+            ),
+            ("DELETE FROM messages WHERE id <> $1", &["-"], Some(&[])),
+        ];
+        for (sql, binds, expected) in steps {
+            let mut query = sqlx::query(sql);
+            for value in binds {
+                query = query.bind(*value);
+            }
+            if sql == INSERT && binds.len() == 1 {
+                query = query.bind(None::<&str>);
+            }
+            query.execute(&mut db).await.unwrap();
+            let Some(expected) = expected else {
+                continue;
+            };
             for sql in [
                 conversations::INDEX_WAITING_MESSAGES,
                 conversations::FORGET_WAITING_MESSAGES,
             ] {
                 sqlx::query(sql)
                     .bind(i64::MAX)
-                    .execute(&mut *db)
+                    .execute(&mut db)
                     .await
                     .unwrap();
             }
-            sqlx::query_scalar(
+            let found: Vec<String> = sqlx::query_scalar(
                 "SELECT m.id FROM messages m WHERE m.rowid IN (SELECT rowid \
                  FROM messages_search WHERE messages_search MATCH '\"spring prices\"') \
                  ORDER BY m.id",
             )
-            .fetch_all(db)
+            .fetch_all(&mut db)
             .await
-            .unwrap()
+            .unwrap();
+            assert_eq!(found, expected, "after {sql} {binds:?}");
         }
-        assert_eq!(found(&mut db).await, ["m-inbox"]);
-
-        // The answer brings the campaign message into the conversation, and into the index.
-        run(
-            &mut db,
-            "UPDATE messages SET conversation_id = 'conv' WHERE id = 'm-campaign'",
-        )
-        .await;
-        assert_eq!(found(&mut db).await, ["m-campaign", "m-inbox"]);
-
-        // An edited text replaces its entry; a message leaving a conversation leaves the index.
-        run(
-            &mut db,
-            "UPDATE messages SET text = 'autumn' WHERE id = 'm-campaign'",
-        )
-        .await;
-        assert_eq!(found(&mut db).await, ["m-inbox"]);
-        run(
-            &mut db,
-            "UPDATE messages SET text = 'spring prices again' WHERE id = 'm-campaign'",
-        )
-        .await;
-        assert_eq!(found(&mut db).await, ["m-campaign", "m-inbox"]);
-        run(
-            &mut db,
-            "UPDATE messages SET text = 'autumn' WHERE id = 'm-campaign'",
-        )
-        .await;
-        // Deleted or edited while it waits, a message never reaches the index as it was.
-        insert("m-waiting", Some("conv"))
-            .execute(&mut db)
-            .await
-            .unwrap();
-        run(
-            &mut db,
-            "UPDATE messages SET text = 'winter' WHERE id = 'm-waiting'",
-        )
-        .await;
-        insert("m-gone", Some("conv"))
-            .execute(&mut db)
-            .await
-            .unwrap();
-        run(&mut db, "DELETE FROM messages WHERE id = 'm-gone'").await;
-        assert_eq!(found(&mut db).await, ["m-inbox"]);
-        run(
-            &mut db,
-            "UPDATE messages SET conversation_id = NULL WHERE id = 'm-inbox'",
-        )
-        .await;
-        assert!(found(&mut db).await.is_empty());
-        run(&mut db, "DELETE FROM messages").await;
         // 'integrity-check' fails if the index holds an entry its content no longer has.
-        run(
-            &mut db,
-            "INSERT INTO messages_search (messages_search) VALUES ('integrity-check')",
-        )
-        .await;
+        sqlx::query("INSERT INTO messages_search (messages_search) VALUES ('integrity-check')")
+            .execute(&mut db)
+            .await
+            .unwrap();
         db.close().await.unwrap();
     }
 }
