@@ -299,7 +299,12 @@ mod tests {
              'free_form', 'queued', 0, 0)";
         // Each step, then what a search for "spring prices" finds once the indexer has taken
         // every waiting message (`None`: the indexer does not run yet).
-        let steps: [(&str, &[&str], Option<&[&str]>); 12] = [
+        type Step = (
+            &'static str,
+            &'static [&'static str],
+            Option<&'static [&'static str]>,
+        );
+        let steps: [Step; 12] = [
             (INSERT, &["m-campaign"], Some(&[])),
             (INSERT, &["m-inbox", "conv"], Some(&["m-inbox"])),
             // The answer brings the campaign message into the conversation, and the index.
