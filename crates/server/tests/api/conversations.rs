@@ -193,7 +193,12 @@ async fn the_workflow_claims_replies_transfers_closes_and_reopens(db: TestDb) {
         .await;
     assert_eq!(reopened.ok(200)["state"], "unclaimed");
     // Waiting since this message, not since the first one of long ago.
-    assert!(reopened.body["waiting_since"].as_str().unwrap() > first_wait.as_str());
+    // Compared as times: RFC 3339 text drops trailing zeros of the fraction, so ".12Z"
+    // sorts after ".123Z" as text.
+    let at = |text: &str| {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    assert!(at(reopened.body["waiting_since"].as_str().unwrap()) > at(&first_wait));
     assert_eq!(reopened.body["unread_count"], 1);
     let history: Vec<(String, String)> = reopened.body["events"]
         .as_array()
