@@ -66,6 +66,39 @@ macro_rules! write_tx {
     }};
 }
 
+/// Runs `$body`, a write that is a single statement, with `$db` bound to `&mut` a write
+/// connection outside any transaction: one statement is atomic by itself, and this spares the
+/// two round trips to the connection that `BEGIN` and `COMMIT` take, during which SQLite's
+/// single writer is held and does nothing. Logged as [`write_tx!`] logs (the commit is the
+/// statement's own, inside its body).
+macro_rules! write_one {
+    ($store:expr, |$db:ident| $body:expr) => {{
+        let asked = std::time::Instant::now();
+        let (value, began) = match $store {
+            $crate::Store::Sqlite(backend) => {
+                let mut connection = backend.writer.acquire().await?;
+                let began = std::time::Instant::now();
+                let $db = &mut *connection;
+                ($body, began)
+            }
+            $crate::Store::Postgres(backend) => {
+                let mut connection = backend.pool.acquire().await?;
+                let began = std::time::Instant::now();
+                let $db = &mut *connection;
+                ($body, began)
+            }
+        };
+        tracing::debug!(
+            target: "switchboard_store::tx",
+            site = concat!(file!(), ":", line!()),
+            wait_us = (began - asked).as_micros() as u64,
+            body_us = began.elapsed().as_micros() as u64,
+            commit_us = 0u64,
+        );
+        value
+    }};
+}
+
 /// Records `$key` (an `Option<&IdempotencyKey>`) for the resource being created, inside the
 /// caller's write transaction. A key taken concurrently fails the transaction with a conflict on
 /// `idempotency_key`, and the caller looks the first result up.

@@ -59,21 +59,20 @@ impl Store {
     /// Stores webhooks in one transaction (a group commit); for each, whether it is new. A
     /// body stored before, or twice in the batch, is new only the first time.
     pub async fn store_webhooks(&self, events: &[WebhookEvent]) -> Result<Vec<bool>> {
-        // Six parameters a row, well under both engines' limit on parameters per statement.
-        const ROWS_PER_STATEMENT: usize = 500;
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let inserted: std::collections::HashSet<String> = write_tx!(self, |tx| {
-            let mut inserted = std::collections::HashSet::new();
-            for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        // Six parameters a row, well under both engines' limit on parameters per statement,
+        // and as many rows as the inbox's writer commits at once: its batches are one
+        // statement, written without a transaction around it.
+        const ROWS_PER_STATEMENT: usize = 1024;
+        macro_rules! insert_webhooks {
+            ($tx:ident, $chunk:expr) => {{
+                let chunk: &[WebhookEvent] = $chunk;
                 let sql = format!(
                     "INSERT INTO webhook_events (id, provider, sender_id, dedupe_key, body, \
                      received_at) VALUES {} ON CONFLICT (provider, dedupe_key) DO NOTHING \
                      RETURNING id",
                     crate::rows::tuples(chunk.len(), 6)
                 );
-                let sql = crate::rows::sql_for(&*tx, sql);
+                let sql = crate::rows::sql_for(&*$tx, sql);
                 let mut query = sqlx::query_as::<_, (String,)>(&sql);
                 for event in chunk {
                     query = query
@@ -84,10 +83,24 @@ impl Store {
                         .bind(&event.body)
                         .bind(ms(event.received_at));
                 }
-                inserted.extend(query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id));
-            }
-            inserted
-        });
+                query.fetch_all(&mut *$tx).await?
+            }};
+        }
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inserted: std::collections::HashSet<String> = if events.len() <= ROWS_PER_STATEMENT {
+            let rows = write_one!(self, |db| insert_webhooks!(db, events));
+            rows.into_iter().map(|(id,)| id).collect()
+        } else {
+            write_tx!(self, |tx| {
+                let mut inserted = std::collections::HashSet::new();
+                for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                    inserted.extend(insert_webhooks!(tx, chunk).into_iter().map(|(id,)| id));
+                }
+                inserted
+            })
+        };
         Ok(events.iter().map(|e| inserted.contains(&e.id)).collect())
     }
 
@@ -121,22 +134,34 @@ impl Store {
         for (id, outcome) in outcomes {
             by_outcome.entry(outcome).or_default().push(id);
         }
-        write_tx!(self, |tx| {
-            for (outcome, ids) in &by_outcome {
-                for chunk in ids.chunks(MARK_CHUNK) {
-                    let sql = format!(
-                        "UPDATE webhook_events SET processed_at = $1, outcome = $2 \
-                         WHERE processed_at IS NULL AND id IN ({})",
-                        crate::rows::placeholders(3, chunk.len())
-                    );
-                    let mut query = sqlx::query(&sql).bind(ms(now)).bind(*outcome);
-                    for id in chunk {
-                        query = query.bind(*id);
-                    }
-                    query.execute(&mut *tx).await?;
+        macro_rules! mark {
+            ($tx:ident, $outcome:expr, $ids:expr) => {{
+                let ids: &[&str] = $ids;
+                let sql = format!(
+                    "UPDATE webhook_events SET processed_at = $1, outcome = $2 \
+                     WHERE processed_at IS NULL AND id IN ({})",
+                    crate::rows::placeholders(3, ids.len())
+                );
+                let mut query = sqlx::query(&sql).bind(ms(now)).bind($outcome);
+                for id in ids {
+                    query = query.bind(*id);
                 }
+                query.execute(&mut *$tx).await?;
+            }};
+        }
+        match by_outcome.iter().next() {
+            // The usual batch: one outcome for all, one statement, no transaction around it.
+            Some((outcome, ids)) if by_outcome.len() == 1 && ids.len() <= MARK_CHUNK => {
+                write_one!(self, |db| mark!(db, *outcome, ids));
             }
-        });
+            _ => write_tx!(self, |tx| {
+                for (outcome, ids) in &by_outcome {
+                    for chunk in ids.chunks(MARK_CHUNK) {
+                        mark!(tx, *outcome, chunk);
+                    }
+                }
+            }),
+        }
         Ok(())
     }
 

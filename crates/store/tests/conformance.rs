@@ -750,6 +750,56 @@ async fn data_survives_reopening(db: TestDb) {
     store.ping().await.unwrap();
 }
 
+fn webhook(n: usize) -> switchboard_store::webhooks::WebhookEvent {
+    switchboard_store::webhooks::WebhookEvent {
+        id: MessageId::new().to_string(),
+        provider: "whatsapp".into(),
+        sender_id: None,
+        dedupe_key: format!("digest-{n}"),
+        body: format!("{{\"n\": {n}}}"),
+        received_at: now(),
+        processed_at: None,
+        outcome: None,
+    }
+}
+
+/// The inbox writes a usual batch as one statement with no transaction around it, and a
+/// larger one in a transaction: both keep each body once and say which were new.
+async fn the_webhook_inbox_keeps_each_body_once_in_batches_of_any_size(db: TestDb) {
+    let store = open(&db).await;
+    let small: Vec<_> = (0..3).map(webhook).collect();
+    assert_eq!(
+        store.store_webhooks(&small).await.unwrap(),
+        vec![true, true, true]
+    );
+    // Past a statement's rows: 1,100 bodies, two of them delivered before, one twice here.
+    let mut large: Vec<_> = (1..1_100).map(webhook).collect();
+    large.push(webhook(500));
+    let fresh = store.store_webhooks(&large).await.unwrap();
+    assert_eq!(fresh.len(), 1_100);
+    assert!(!fresh[0] && !fresh[1], "bodies 1 and 2 were stored before");
+    assert!(!fresh[1_099], "body 500 came twice in the batch");
+    assert_eq!(fresh.iter().filter(|f| **f).count(), 1_097);
+    assert_eq!(store.count_webhooks().await.unwrap(), 1_100);
+    assert_eq!(store.count_pending_webhooks().await.unwrap(), 1_100);
+
+    // Marked with one outcome (one statement), then with two (a transaction).
+    let pending = store.pending_webhooks(2_000).await.unwrap();
+    let one: Vec<(String, String)> = pending[..10]
+        .iter()
+        .map(|w| (w.id.clone(), "messages=1".to_owned()))
+        .collect();
+    store.mark_webhooks_processed(&one, now()).await.unwrap();
+    let two: Vec<(String, String)> = pending[10..]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.id.clone(), format!("messages={}", i % 2)))
+        .collect();
+    store.mark_webhooks_processed(&two, now()).await.unwrap();
+    assert_eq!(store.count_pending_webhooks().await.unwrap(), 0);
+    assert!(store.pending_webhooks(10).await.unwrap().is_empty());
+}
+
 async fn the_log_is_copied_into_the_database_beside_the_writer(db: TestDb) {
     let store = open(&db).await;
     let c = contact("+442079460959");
@@ -771,6 +821,7 @@ async fn the_log_is_copied_into_the_database_beside_the_writer(db: TestDb) {
 }
 
 both_backends!(
+    the_webhook_inbox_keeps_each_body_once_in_batches_of_any_size,
     the_log_is_copied_into_the_database_beside_the_writer,
     senders_round_trip_and_conflict_on_provider_identity,
     users_keep_their_permitted_senders,
