@@ -199,11 +199,7 @@ async fn open_sqlite(url: &str) -> Result<SqliteBackend> {
         // sqlx hands each row from its SQLite thread to the caller through a channel; at the
         // default of 50 a batch's result stalls that thread every 50 rows until the caller
         // catches up, two thread switches each time.
-        .row_buffer_size(1024)
-        // A batch of n rows is a statement of its own, prepared again whenever it has fallen
-        // out of the cache: about 20 us a row for a message (a Python probe). sqlx keeps 100
-        // and 256 still thrashed on the bench's sends (five statements of up to 64 rows).
-        .statement_cache_capacity(1024);
+        .row_buffer_size(1024);
     // A connection to a local file does not go stale, and sqlx's check before lending one out
     // is a round trip to the connection's thread: on the single writer, one more wait a
     // transaction.
