@@ -56,8 +56,9 @@ impl Store {
         Ok(fresh.first().copied().unwrap_or(false))
     }
 
-    /// Stores webhooks in one transaction (a group commit); for each, whether it is new. A
-    /// body stored before, or twice in the batch, is new only the first time.
+    /// Stores webhooks all at once (a group commit): one statement, or past its rows one
+    /// transaction; for each, whether it is new. A body stored before, or twice in the batch,
+    /// is new only the first time.
     pub async fn store_webhooks(&self, events: &[WebhookEvent]) -> Result<Vec<bool>> {
         // Six parameters a row, well under both engines' limit on parameters per statement,
         // and as many rows as the inbox's writer commits at once: its batches are one
@@ -119,7 +120,7 @@ impl Store {
         Ok(rows.into_iter().map(WebhookEvent::from).collect())
     }
 
-    /// Records many processed webhooks, with their outcomes, in one transaction.
+    /// Records many processed webhooks, with their outcomes, all at once.
     pub async fn mark_webhooks_processed(
         &self,
         outcomes: &[(String, String)],
