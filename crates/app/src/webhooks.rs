@@ -298,37 +298,97 @@ pub async fn accept_twilio(
 
 /// Webhooks read from the inbox at once; all of them are applied at the same time (their
 /// customers' lanes), so that their messages reach the inbound writer together and are
-/// committed in one transaction. On SQLite the inbox's own writes wait behind that
-/// transaction on the single writer: with 256 the webhook answer's p99 was 50 to 58 ms under
-/// the bench's load, with 128 it is 38 to 42 ms (and the inbox answers a third more webhooks
-/// a second, while processing runs 3 to 8% slower). PostgreSQL has no single writer
-/// to share, and each round costs it round trips: it keeps the larger batch.
-fn process_batch(state: &AppState) -> usize {
-    match state.store().backend() {
-        switchboard_store::Backend::Sqlite => 128,
-        switchboard_store::Backend::Postgres => 256,
-    }
-}
+/// committed in one transaction. Since SQLite keeps the inbox in a file of its own, answering
+/// webhooks no longer waits behind that transaction, and the batch is what shares the two
+/// cores best between answering and processing: under the bench's load, 128 processed 5,900
+/// to 6,100 webhooks a second, 256 6,000 to 6,400 and 512 6,300 to 6,800, while the webhooks
+/// answered fell from 12,200-12,600 to 10,400-11,100 and 9,100-9,900 a second.
+const PROCESS_BATCH: usize = 256;
 
 /// Processes every stored webhook not yet processed; returns how many. Safe to run on several
 /// nodes at once: applying an event twice changes nothing the second time.
 ///
 /// Webhooks about one customer are applied one after another in the order received (a STOP
 /// then a START must end opted in); different customers' are applied concurrently.
+///
+/// Batches overlap: while one is applied, the next is read and parsed beside it, and while
+/// the next one's writers are looked up, the one before is marked processed. Only the
+/// applying is strictly one batch after another, so that a batch looks its customers up
+/// after the one before has recorded them.
 pub async fn process_pending(state: &AppState) -> Result<usize> {
-    let batch = process_batch(state);
+    let batch = PROCESS_BATCH;
+    let mut next = read_batch(state.clone(), None, batch).await?;
+    let mut applied = Vec::new();
+    let mut count = 0;
+    while !next.is_empty() {
+        let pending = std::mem::take(&mut next);
+        count += pending.len();
+        let after = pending
+            .last()
+            .map(|(received_at, id, _)| (*received_at, id.clone()))
+            .expect("a batch read is not empty");
+        let lanes = lanes(pending);
+        let writers = writers(state, &lanes).await?;
+        let (marked, known) = tokio::join!(
+            mark(state, std::mem::take(&mut applied)),
+            Known::load(state, &writers)
+        );
+        marked?;
+        let known = &known?;
+        // The next batch starts after this one, which is not marked processed yet.
+        let reading = tokio::spawn(read_batch(state.clone(), Some(after), batch));
+        let (outcomes, failed) = apply_lanes(state, lanes, known, batch).await;
+        applied = outcomes;
+        if let Some(error) = failed {
+            // The failed webhook's customer's later webhooks wait for it: the next round
+            // starts from the oldest webhook not processed, not after this batch.
+            reading.abort();
+            mark(state, applied).await?;
+            return Err(error);
+        }
+        next = reading.await.map_err(|e| {
+            AppError::Internal(switchboard_store::StoreError::Batch(format!(
+                "reading the next webhooks stopped: {e}"
+            )))
+        })??;
+    }
+    mark(state, applied).await?;
+    Ok(count)
+}
+
+/// A webhook read from the inbox, parsed: (when it was received, its id, its events).
+type Read = (time::OffsetDateTime, String, Parsed);
+
+/// Reads and parses the webhooks not yet processed that come after `after`.
+async fn read_batch(
+    state: AppState,
+    after: Option<(time::OffsetDateTime, String)>,
+    batch: usize,
+) -> Result<Vec<Read>> {
     let pending = state
         .store()
-        .pending_webhooks(batch as i64)
+        .pending_webhooks_after(
+            after.as_ref().map(|(at, id)| (*at, id.as_str())),
+            batch as i64,
+        )
         .await
         .map_err(AppError::Internal)?;
-    let count = pending.len();
-    // A webhook may speak of several customers (Meta batches events); it goes in one lane with
-    // every earlier webhook that shares any of them, so each customer's events keep their order.
+    Ok(pending
+        .into_iter()
+        .map(|webhook| {
+            let parsed = parse(&webhook);
+            (webhook.received_at, webhook.id, parsed)
+        })
+        .collect())
+}
+
+/// A batch in lanes: a webhook may speak of several customers (Meta batches events); it goes
+/// in one lane with every earlier webhook that shares any of them, so each customer's events
+/// keep their order.
+fn lanes(pending: Vec<Read>) -> Vec<Vec<(usize, String, Parsed)>> {
     let mut lanes: Vec<Vec<(usize, String, Parsed)>> = Vec::new();
     let mut lane_of: HashMap<String, usize> = HashMap::new();
-    for (order, webhook) in pending.into_iter().enumerate() {
-        let parsed = parse(&webhook);
+    for (order, (_, id, parsed)) in pending.into_iter().enumerate() {
         let keys: Vec<String> = match &parsed {
             Parsed::Events(events) => events.iter().map(lane_key).collect(),
             Parsed::Kept(_) => Vec::new(),
@@ -363,9 +423,17 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
         for key in keys {
             lane_of.insert(key, index);
         }
-        lanes[index].push((order, webhook.id, parsed));
+        lanes[index].push((order, id, parsed));
     }
-    // Who wrote, looked up for the whole batch at once.
+    lanes
+}
+
+/// Who wrote in a batch: (sender, its channel, the customer's address, their name), to be
+/// looked up for the whole batch at once.
+async fn writers(
+    state: &AppState,
+    lanes: &[Vec<(usize, String, Parsed)>],
+) -> Result<Vec<(switchboard_core::SenderId, Channel, String, Option<String>)>> {
     let mut writers = Vec::new();
     for (_, _, parsed) in lanes.iter().flatten() {
         let Parsed::Events(events) = parsed else {
@@ -388,7 +456,17 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
             }
         }
     }
-    let known = &Known::load(state, &writers).await?;
+    Ok(writers)
+}
+
+/// Applies a batch's lanes side by side, each in order; returns the outcome of every
+/// webhook applied, and the first error (its lane stops there).
+async fn apply_lanes(
+    state: &AppState,
+    lanes: Vec<Vec<(usize, String, Parsed)>>,
+    known: &Known,
+    batch: usize,
+) -> (Vec<(String, String)>, Option<AppError>) {
     let results: Vec<Vec<(String, Result<String>)>> = futures_util::stream::iter(lanes)
         .map(|lane| async move {
             let mut done = Vec::with_capacity(lane.len());
@@ -409,7 +487,7 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
         .buffer_unordered(batch)
         .collect()
         .await;
-    let mut outcomes = Vec::with_capacity(count);
+    let mut outcomes = Vec::with_capacity(batch);
     let mut first_error = None;
     for (id, outcome) in results.into_iter().flatten() {
         match outcome {
@@ -419,17 +497,17 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
             }
         }
     }
-    // One commit for the batch's marks. Applying is idempotent, so webhooks applied before a
-    // crash and not yet marked are simply applied again, changing nothing.
+    (outcomes, first_error)
+}
+
+/// Marks webhooks applied, all in one write. Applying is idempotent, so webhooks applied
+/// before a crash and not yet marked are simply applied again, changing nothing.
+async fn mark(state: &AppState, outcomes: Vec<(String, String)>) -> Result<()> {
     state
         .store()
         .mark_webhooks_processed(&outcomes, state.now())
         .await
-        .map_err(AppError::Internal)?;
-    match first_error {
-        Some(error) => Err(error),
-        None => Ok(count),
-    }
+        .map_err(AppError::Internal)
 }
 
 /// A stored webhook read: its events, or the outcome to record for a body with nothing to

@@ -30,7 +30,9 @@ pub mod tokens;
 pub mod users;
 pub mod webhooks;
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -78,11 +80,17 @@ impl Backend {
 /// can fail with SQLITE_BUSY_SNAPSHOT, which busy_timeout does not cover); reads use a pool.
 /// A connection of its own copies the write-ahead log back into the database
 /// ([`Store::checkpoint`]), so that the writer need not.
+///
+/// The webhook inbox is a second database file beside the first, with pools of its own
+/// ([`Store::inbox`]): webhooks are committed before they are answered, and with one writer
+/// for both files every answer waited behind the processing of earlier webhooks.
 #[derive(Clone, Debug)]
 pub struct SqliteBackend {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
     checkpointer: SqlitePool,
+    /// `None` on the inbox itself.
+    inbox: Option<Arc<Store>>,
 }
 
 /// What one pass of [`Store::checkpoint`] found: the pages in the write-ahead log, and how
@@ -124,9 +132,28 @@ impl Store {
         }
     }
 
+    /// Where the webhook inbox is kept: on SQLite a database file of its own, on PostgreSQL
+    /// the main database (which has no single writer to share).
+    pub(crate) fn inbox(&self) -> &Store {
+        match self {
+            Store::Sqlite(SqliteBackend {
+                inbox: Some(inbox), ..
+            }) => inbox,
+            _ => self,
+        }
+    }
+
     async fn migrate(&self) -> Result<()> {
         match self {
-            Store::Sqlite(b) => sqlx::migrate!("./migrations/sqlite").run(&b.writer).await?,
+            Store::Sqlite(b) => {
+                if let Some(Store::Sqlite(inbox)) = b.inbox.as_deref() {
+                    sqlx::migrate!("./migrations/sqlite-inbox")
+                        .run(&inbox.writer)
+                        .await?;
+                    move_webhooks_to_inbox(b, inbox).await?;
+                }
+                sqlx::migrate!("./migrations/sqlite").run(&b.writer).await?
+            }
             Store::Postgres(b) => sqlx::migrate!("./migrations/postgres").run(&b.pool).await?,
         }
         Ok(())
@@ -162,14 +189,21 @@ impl Store {
     /// itself after a commit once the log passes its threshold, holding up every write
     /// waiting behind it; run often from a task of its own, it keeps the log short and that
     /// work off the writer. `None` on PostgreSQL, which checkpoints by itself.
+    /// The webhook inbox's file is checkpointed in the same pass; the figures are the sums.
     pub async fn checkpoint(&self) -> Result<Option<Checkpoint>> {
         let Store::Sqlite(b) = self else {
             return Ok(None);
         };
-        let (_busy, log_pages, copied_pages): (i64, i64, i64) =
+        let (_busy, mut log_pages, mut copied_pages): (i64, i64, i64) =
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(&b.checkpointer)
                 .await?;
+        if let Some(inbox) = &b.inbox {
+            if let Some(pass) = Box::pin(inbox.checkpoint()).await? {
+                log_pages += pass.log_pages;
+                copied_pages += pass.copied_pages;
+            }
+        }
         Ok(Some(Checkpoint {
             log_pages,
             copied_pages,
@@ -183,14 +217,84 @@ impl Store {
                 b.writer.close().await;
                 b.reader.close().await;
                 b.checkpointer.close().await;
+                if let Some(inbox) = &b.inbox {
+                    Box::pin(inbox.close()).await;
+                }
             }
             Store::Postgres(b) => b.pool.close().await,
         }
     }
 }
 
+/// The webhook inbox's file, beside the main one: `switchboard.db` keeps its webhooks in
+/// `switchboard-webhooks.db`.
+pub fn inbox_path(main: &Path) -> PathBuf {
+    let stem = main.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match main.extension() {
+        Some(extension) => format!("{stem}-webhooks.{}", extension.to_string_lossy()),
+        None => format!("{stem}-webhooks"),
+    };
+    main.with_file_name(name)
+}
+
+/// Databases written before the inbox had a file of its own kept its rows in the main file:
+/// copies any there across before migration 0015 drops that table. An interrupted copy is
+/// simply made again (rows already copied are skipped).
+async fn move_webhooks_to_inbox(main: &SqliteBackend, inbox: &SqliteBackend) -> Result<()> {
+    let (tables,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'webhook_events'",
+    )
+    .fetch_one(&main.writer)
+    .await?;
+    if tables == 0 {
+        return Ok(());
+    }
+    let path = {
+        let mut connection = inbox.writer.acquire().await?;
+        let (path,): (String,) =
+            sqlx::query_as("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(&mut *connection)
+                .await?;
+        path
+    };
+    let mut connection = main.writer.acquire().await?;
+    sqlx::query("ATTACH DATABASE $1 AS inbox")
+        .bind(&path)
+        .execute(&mut *connection)
+        .await?;
+    let copied = sqlx::query(
+        "INSERT INTO inbox.webhook_events (id, provider, sender_id, dedupe_key, body, \
+         received_at, processed_at, outcome) SELECT id, provider, sender_id, dedupe_key, body, \
+         received_at, processed_at, outcome FROM main.webhook_events WHERE true \
+         ON CONFLICT DO NOTHING",
+    )
+    .execute(&mut *connection)
+    .await;
+    sqlx::query("DETACH DATABASE inbox")
+        .execute(&mut *connection)
+        .await?;
+    if let Ok(done) = &copied {
+        tracing::info!(
+            webhooks = done.rows_affected(),
+            path,
+            "moved the webhook inbox to its own file"
+        );
+    }
+    copied?;
+    Ok(())
+}
+
 async fn open_sqlite(url: &str) -> Result<SqliteBackend> {
-    let options = SqliteConnectOptions::from_str(url)?
+    let options = SqliteConnectOptions::from_str(url)?;
+    let inbox_options = options.clone().filename(inbox_path(options.get_filename()));
+    let mut main = open_sqlite_file(options).await?;
+    let inbox = open_sqlite_file(inbox_options).await?;
+    main.inbox = Some(Arc::new(Store::Sqlite(inbox)));
+    Ok(main)
+}
+
+async fn open_sqlite_file(options: SqliteConnectOptions) -> Result<SqliteBackend> {
+    let options = options
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
@@ -232,6 +336,7 @@ async fn open_sqlite(url: &str) -> Result<SqliteBackend> {
         writer,
         reader,
         checkpointer,
+        inbox: None,
     })
 }
 
@@ -277,6 +382,73 @@ mod tests {
         };
         assert_eq!(names("sqlite"), names("postgres"));
         assert!(!names("sqlite").is_empty());
+    }
+
+    #[test]
+    fn the_inbox_file_is_named_after_the_main_one() {
+        assert_eq!(
+            inbox_path(Path::new("/var/lib/sb/switchboard.db")),
+            Path::new("/var/lib/sb/switchboard-webhooks.db")
+        );
+        assert_eq!(
+            inbox_path(Path::new("data/hub")),
+            Path::new("data/hub-webhooks")
+        );
+    }
+
+    /// A database from before the inbox had a file of its own: its webhooks, processed or
+    /// waiting, are in the inbox after the upgrade, once, and the old table is gone.
+    #[tokio::test]
+    async fn an_older_database_moves_its_webhooks_to_the_inbox_file() {
+        use sqlx::{ConnectOptions, Connection};
+
+        let db = switchboard_testkit::TestDb::sqlite();
+        let options = SqliteConnectOptions::from_str(db.url())
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        {
+            let mut older = sqlx::migrate!("./migrations/sqlite");
+            older.migrations = older
+                .migrations
+                .iter()
+                .filter(|m| m.version < 15)
+                .cloned()
+                .collect();
+            let mut connection = options.connect().await.unwrap();
+            older.run(&mut connection).await.unwrap();
+            for (id, processed_at) in [("w-done", Some(5_i64)), ("w-waiting", None)] {
+                sqlx::query(
+                    "INSERT INTO webhook_events (id, provider, dedupe_key, body, received_at, \
+                     processed_at, outcome) VALUES ($1, 'whatsapp', $1, '{}', 1, $2, $3)",
+                )
+                .bind(id)
+                .bind(processed_at)
+                .bind(processed_at.map(|_| "messages=1"))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+            }
+            connection.close().await.unwrap();
+        }
+        for _ in 0..2 {
+            let store = Store::open(db.url()).await.unwrap();
+            assert_eq!(store.count_webhooks().await.unwrap(), 2);
+            let waiting = store.pending_webhooks(10).await.unwrap();
+            assert_eq!(waiting.len(), 1);
+            assert_eq!(waiting[0].id, "w-waiting");
+            let Store::Sqlite(main) = &store else {
+                unreachable!()
+            };
+            let (tables,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE name = 'webhook_events'")
+                    .fetch_one(&main.reader)
+                    .await
+                    .unwrap();
+            assert_eq!(tables, 0, "the main file no longer holds the inbox");
+            store.close().await;
+        }
+        assert!(inbox_path(options.get_filename()).exists());
     }
 
     /// The inbox searches conversations, so a message is in the SQLite search index exactly

@@ -91,10 +91,10 @@ impl Store {
             return Ok(Vec::new());
         }
         let inserted: std::collections::HashSet<String> = if events.len() <= ROWS_PER_STATEMENT {
-            let rows = write_one!(self, |db| insert_webhooks!(db, events));
+            let rows = write_one!(self.inbox(), |db| insert_webhooks!(db, events));
             rows.into_iter().map(|(id,)| id).collect()
         } else {
-            write_tx!(self, |tx| {
+            write_tx!(self.inbox(), |tx| {
                 let mut inserted = std::collections::HashSet::new();
                 for chunk in events.chunks(ROWS_PER_STATEMENT) {
                     inserted.extend(insert_webhooks!(tx, chunk).into_iter().map(|(id,)| id));
@@ -107,12 +107,27 @@ impl Store {
 
     /// Webhooks not yet processed, oldest first.
     pub async fn pending_webhooks(&self, limit: i64) -> Result<Vec<WebhookEvent>> {
-        let rows: Vec<WebhookRow> = read_pool!(self, |db| {
+        self.pending_webhooks_after(None, limit).await
+    }
+
+    /// Webhooks not yet processed that come after the one received at `after` with its id
+    /// (in the order of [`Store::pending_webhooks`]), oldest first: the next batch, read while
+    /// the one before it is still being applied and not yet marked processed.
+    pub async fn pending_webhooks_after(
+        &self,
+        after: Option<(OffsetDateTime, &str)>,
+        limit: i64,
+    ) -> Result<Vec<WebhookEvent>> {
+        // With no cursor, one before every webhook: received_at is never negative.
+        let (received_at, id) = after.map_or((-1, ""), |(at, id)| (ms(at), id));
+        let rows: Vec<WebhookRow> = read_pool!(self.inbox(), |db| {
             sqlx::query_as(
                 "SELECT id, provider, sender_id, dedupe_key, body, received_at, processed_at, \
                  outcome FROM webhook_events WHERE processed_at IS NULL \
-                 ORDER BY received_at, id LIMIT $1",
+                 AND (received_at, id) > ($1, $2) ORDER BY received_at, id LIMIT $3",
             )
+            .bind(received_at)
+            .bind(id)
             .bind(limit)
             .fetch_all(db)
             .await?
@@ -153,9 +168,9 @@ impl Store {
         match by_outcome.iter().next() {
             // The usual batch: one outcome for all, one statement, no transaction around it.
             Some((outcome, ids)) if by_outcome.len() == 1 && ids.len() <= MARK_CHUNK => {
-                write_one!(self, |db| mark!(db, *outcome, ids));
+                write_one!(self.inbox(), |db| mark!(db, *outcome, ids));
             }
-            _ => write_tx!(self, |tx| {
+            _ => write_tx!(self.inbox(), |tx| {
                 for (outcome, ids) in &by_outcome {
                     for chunk in ids.chunks(MARK_CHUNK) {
                         mark!(tx, *outcome, chunk);
@@ -168,7 +183,7 @@ impl Store {
 
     /// Webhooks stored and not yet processed.
     pub async fn count_pending_webhooks(&self) -> Result<i64> {
-        let (n,): (i64,) = read_pool!(self, |db| {
+        let (n,): (i64,) = read_pool!(self.inbox(), |db| {
             sqlx::query_as("SELECT COUNT(*) FROM webhook_events WHERE processed_at IS NULL")
                 .fetch_one(db)
                 .await?
@@ -177,7 +192,7 @@ impl Store {
     }
 
     pub async fn count_webhooks(&self) -> Result<i64> {
-        let (n,): (i64,) = read_pool!(self, |db| {
+        let (n,): (i64,) = read_pool!(self.inbox(), |db| {
             sqlx::query_as("SELECT COUNT(*) FROM webhook_events")
                 .fetch_one(db)
                 .await?

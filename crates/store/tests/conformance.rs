@@ -13,6 +13,7 @@ use switchboard_core::*;
 use switchboard_store::contacts::ContactFilter;
 use switchboard_store::messages::MessageFilter;
 use switchboard_store::senders::SenderFilter;
+use switchboard_store::webhooks::WebhookEvent;
 use switchboard_store::{IdempotencyKey, Order, PageRequest, Store, StoreError};
 use switchboard_testkit::{both_backends, TestDb};
 
@@ -750,8 +751,8 @@ async fn data_survives_reopening(db: TestDb) {
     store.ping().await.unwrap();
 }
 
-fn webhook(n: usize) -> switchboard_store::webhooks::WebhookEvent {
-    switchboard_store::webhooks::WebhookEvent {
+fn webhook(n: usize) -> WebhookEvent {
+    WebhookEvent {
         id: MessageId::new().to_string(),
         provider: "whatsapp".into(),
         sender_id: None,
@@ -783,8 +784,22 @@ async fn the_webhook_inbox_keeps_each_body_once_in_batches_of_any_size(db: TestD
     assert_eq!(store.count_webhooks().await.unwrap(), 1_100);
     assert_eq!(store.count_pending_webhooks().await.unwrap(), 1_100);
 
-    // Marked with one outcome (one statement), then with two (a transaction).
+    // Read in batches, each starting after the last of the one before (all were received in
+    // the same millisecond here: the id orders them), together they are the whole backlog.
     let pending = store.pending_webhooks(2_000).await.unwrap();
+    let mut batches: Vec<WebhookEvent> = Vec::new();
+    loop {
+        let after = batches.last().map(|w| (w.received_at, w.id.as_str()));
+        let batch = store.pending_webhooks_after(after, 300).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        batches.extend(batch);
+    }
+    assert_eq!(batches.len(), 1_100);
+    assert_eq!(batches, pending);
+
+    // Marked with one outcome (one statement), then with two (a transaction).
     let one: Vec<(String, String)> = pending[..10]
         .iter()
         .map(|w| (w.id.clone(), "messages=1".to_owned()))

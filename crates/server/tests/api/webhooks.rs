@@ -5,6 +5,7 @@ use std::time::Duration as StdDuration;
 use serde_json::{json, Value};
 use switchboard_channels::signature::sign_meta;
 use switchboard_core::message::{DeliveryStatus, Direction};
+use switchboard_store::webhooks::WebhookEvent;
 use switchboard_testkit::{both_backends, TestDb};
 use time::OffsetDateTime;
 
@@ -374,7 +375,74 @@ async fn messenger_and_twilio_webhooks_are_verified_and_applied(db: TestDb) {
     assert_eq!(failed.body["error"]["provider_code"], "30006");
 }
 
+/// A backlog of several batches: each batch is read while the one before is applied and
+/// marked while the next is looked up, and still every webhook is applied once and each
+/// customer's in the order received (of a STOP and a later START, the START stands).
+async fn a_backlog_of_several_batches_is_applied_once_and_in_order(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    whatsapp_sender(&app).await;
+    const BACKLOG: usize = 1_100;
+    let customers = ["16505550001", "16505550002", "16505550003"];
+    let sent_at = OffsetDateTime::now_utc().unix_timestamp() - 60;
+    let body = |n: usize| {
+        let (from, text) = match n {
+            300 => (customers[0], "STOP".to_owned()),
+            900 => (customers[0], "START".to_owned()),
+            _ => (customers[n % 3], format!("message {n}")),
+        };
+        serde_json::to_vec(&envelope(json!({
+            "contacts": [{"profile": {"name": "Backlog"}, "wa_id": from}],
+            "messages": [{"from": from, "id": format!("wamid.backlog{n}"),
+                          "timestamp": sent_at.to_string(), "type": "text", "text": {"body": text}}]
+        })))
+        .unwrap()
+    };
+    // Stored straight into the inbox, as if received while the processor was down.
+    let first = OffsetDateTime::now_utc();
+    let backlog: Vec<WebhookEvent> = (0..BACKLOG)
+        .map(|n| WebhookEvent {
+            id: format!("backlog-{n:05}"),
+            provider: "whatsapp".to_owned(),
+            sender_id: None,
+            dedupe_key: format!("backlog-{n}"),
+            body: String::from_utf8(body(n)).unwrap(),
+            // Several share a millisecond: the id orders them.
+            received_at: first + time::Duration::milliseconds((n / 4) as i64),
+            processed_at: None,
+            outcome: None,
+        })
+        .collect();
+    app.store().store_webhooks(&backlog).await.unwrap();
+    // One more through the front door wakes the processor.
+    let last = body(BACKLOG);
+    assert_eq!(
+        post(&app, &last, Some(sign_meta(APP_SECRET, &last))).await,
+        200
+    );
+    for _ in 0..600 {
+        if app.store().count_pending_webhooks().await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    assert_eq!(app.store().count_pending_webhooks().await.unwrap(), 0);
+    assert_eq!(
+        app.store()
+            .count_messages(Direction::Inbound, None)
+            .await
+            .unwrap(),
+        BACKLOG as i64 + 1
+    );
+    let found = app.get("/api/v1/contacts?q=16505550001", &app.admin).await;
+    let contact = found.ok(200)["items"][0]["id"].as_str().unwrap().to_owned();
+    let ledger = app
+        .get(&format!("/api/v1/contacts/{contact}/consent"), &app.admin)
+        .await;
+    assert_eq!(ledger.ok(200)["current"]["whatsapp"], "opted_in");
+}
+
 both_backends!(
+    a_backlog_of_several_batches_is_applied_once_and_in_order,
     messenger_and_twilio_webhooks_are_verified_and_applied,
     signed_webhooks_are_stored_once_and_become_messages,
     every_status_applies_once_and_never_backwards,
