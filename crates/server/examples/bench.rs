@@ -44,7 +44,28 @@ struct Figures {
     p50_ms: f64,
     p99_ms: f64,
     ingest: f64,
+    /// Cores this process kept busy while ingesting and while sending (PostgreSQL's own
+    /// processes are not counted).
+    ingest_cores: f64,
     outbound: f64,
+    outbound_cores: f64,
+}
+
+/// CPU time this process has used, user and system, in seconds (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // The fields after the command name, which is in parentheses and may hold spaces: the
+    // user and system times (fields 14 and 15) are the 12th and 13th, in ticks of 1/100 s.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: f64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
 }
 
 #[tokio::main]
@@ -83,7 +104,7 @@ fn print_table(results: &[(&str, Figures)]) {
     }
     println!();
     type Row = (&'static str, fn(&Figures) -> String);
-    let rows: [Row; 7] = [
+    let rows: [Row; 9] = [
         ("bare axum endpoint answering 200 (requests/s)", |f| {
             format!("{:.0}", f.bare_http)
         }),
@@ -102,10 +123,16 @@ fn print_table(results: &[(&str, Figures)]) {
         ("webhooks ingested end to end (webhooks/s)", |f| {
             format!("{:.0}", f.ingest)
         }),
+        ("  cores busy meanwhile (of the machine's)", |f| {
+            format!("{:.2}", f.ingest_cores)
+        }),
         (
             "outbound: policy, queue, dispatcher, provider (msg/s)",
             |f| format!("{:.0}", f.outbound),
         ),
+        ("  cores busy meanwhile (of the machine's)", |f| {
+            format!("{:.2}", f.outbound_cores)
+        }),
     ];
     for (label, value) in rows {
         print!("{label:<52}");
@@ -189,6 +216,7 @@ async fn run(db: &TestDb, webhooks: usize, messages: usize) -> anyhow::Result<Fi
 
     // Signed WhatsApp webhooks, each a customer's text message, answered and then processed.
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let (elapsed, mut latencies) =
         load(&client, &format!("{base}/webhooks/whatsapp"), &bodies).await;
     figures.answers = webhooks as f64 / elapsed.as_secs_f64();
@@ -213,6 +241,7 @@ async fn run(db: &TestDb, webhooks: usize, messages: usize) -> anyhow::Result<Fi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     figures.ingest = webhooks as f64 / started.elapsed().as_secs_f64();
+    figures.ingest_cores = (cpu_seconds() - cpu) / started.elapsed().as_secs_f64();
     println!(
         "ingested into messages end to end: {:.0} webhooks/s",
         figures.ingest
@@ -228,6 +257,7 @@ async fn run(db: &TestDb, webhooks: usize, messages: usize) -> anyhow::Result<Fi
         })
         .collect();
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let (accepted, _) = load_authorised(&client, &api("/api/v1/messages"), &sends).await;
     println!(
         "sends accepted: {:.0}/s",
@@ -247,6 +277,7 @@ async fn run(db: &TestDb, webhooks: usize, messages: usize) -> anyhow::Result<Fi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     figures.outbound = messages as f64 / started.elapsed().as_secs_f64();
+    figures.outbound_cores = (cpu_seconds() - cpu) / started.elapsed().as_secs_f64();
     println!(
         "outbound, accepted to recorded as sent: {:.0} messages/s (the provider saw {})",
         figures.outbound,
