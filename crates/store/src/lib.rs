@@ -189,6 +189,7 @@ impl Store {
     /// itself after a commit once the log passes its threshold, holding up every write
     /// waiting behind it; run often from a task of its own, it keeps the log short and that
     /// work off the writer. `None` on PostgreSQL, which checkpoints by itself.
+    ///
     /// The webhook inbox's file is checkpointed in the same pass; the figures are the sums.
     pub async fn checkpoint(&self) -> Result<Option<Checkpoint>> {
         let Store::Sqlite(b) = self else {
@@ -228,7 +229,7 @@ impl Store {
 
 /// The webhook inbox's file, beside the main one: `switchboard.db` keeps its webhooks in
 /// `switchboard-webhooks.db`.
-pub fn inbox_path(main: &Path) -> PathBuf {
+pub(crate) fn inbox_path(main: &Path) -> PathBuf {
     let stem = main.file_stem().unwrap_or_default().to_string_lossy();
     let name = match main.extension() {
         Some(extension) => format!("{stem}-webhooks.{}", extension.to_string_lossy()),
