@@ -317,16 +317,13 @@ const PROCESS_BATCH: usize = 256;
 /// after the one before has recorded them.
 pub async fn process_pending(state: &AppState) -> Result<usize> {
     let batch = PROCESS_BATCH;
-    let mut next = read_batch(state.clone(), None, batch).await?;
+    let mut next = read_batch(state.clone(), Vec::new(), batch).await?;
     let mut applied = Vec::new();
     let mut count = 0;
     while !next.is_empty() {
         let pending = std::mem::take(&mut next);
         count += pending.len();
-        let after = pending
-            .last()
-            .map(|(received_at, id, _)| (*received_at, id.clone()))
-            .expect("a batch read is not empty");
+        let applying: Vec<String> = pending.iter().map(|(id, _)| id.clone()).collect();
         let lanes = lanes(pending);
         let writers = writers(state, &lanes).await?;
         let (marked, known) = tokio::join!(
@@ -335,13 +332,13 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
         );
         marked?;
         let known = &known?;
-        // The next batch starts after this one, which is not marked processed yet.
-        let reading = tokio::spawn(read_batch(state.clone(), Some(after), batch));
+        // The next batch leaves this one out: it is not marked processed yet.
+        let reading = tokio::spawn(read_batch(state.clone(), applying, batch));
         let (outcomes, failed) = apply_lanes(state, lanes, known, batch).await;
         applied = outcomes;
         if let Some(error) = failed {
-            // The failed webhook's customer's later webhooks wait for it: the next round
-            // starts from the oldest webhook not processed, not after this batch.
+            // The failed webhook's customer's later webhooks wait for it: the batch read
+            // meanwhile may hold some, so it is dropped, and the next round reads again.
             reading.abort();
             mark(state, applied).await?;
             return Err(error);
@@ -356,28 +353,22 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
     Ok(count)
 }
 
-/// A webhook read from the inbox, parsed: (when it was received, its id, its events).
-type Read = (time::OffsetDateTime, String, Parsed);
+/// A webhook read from the inbox, parsed: its id and its events.
+type Read = (String, Parsed);
 
-/// Reads and parses the webhooks not yet processed that come after `after`.
-async fn read_batch(
-    state: AppState,
-    after: Option<(time::OffsetDateTime, String)>,
-    batch: usize,
-) -> Result<Vec<Read>> {
+/// Reads and parses the oldest webhooks not yet processed, but for those being applied.
+async fn read_batch(state: AppState, applying: Vec<String>, batch: usize) -> Result<Vec<Read>> {
+    let applying: Vec<&str> = applying.iter().map(String::as_str).collect();
     let pending = state
         .store()
-        .pending_webhooks_after(
-            after.as_ref().map(|(at, id)| (*at, id.as_str())),
-            batch as i64,
-        )
+        .pending_webhooks_except(&applying, batch as i64)
         .await
         .map_err(AppError::Internal)?;
     Ok(pending
         .into_iter()
         .map(|webhook| {
             let parsed = parse(&webhook);
-            (webhook.received_at, webhook.id, parsed)
+            (webhook.id, parsed)
         })
         .collect())
 }
@@ -388,7 +379,7 @@ async fn read_batch(
 fn lanes(pending: Vec<Read>) -> Vec<Vec<(usize, String, Parsed)>> {
     let mut lanes: Vec<Vec<(usize, String, Parsed)>> = Vec::new();
     let mut lane_of: HashMap<String, usize> = HashMap::new();
-    for (order, (_, id, parsed)) in pending.into_iter().enumerate() {
+    for (order, (id, parsed)) in pending.into_iter().enumerate() {
         let keys: Vec<String> = match &parsed {
             Parsed::Events(events) => events.iter().map(lane_key).collect(),
             Parsed::Kept(_) => Vec::new(),

@@ -107,30 +107,35 @@ impl Store {
 
     /// Webhooks not yet processed, oldest first.
     pub async fn pending_webhooks(&self, limit: i64) -> Result<Vec<WebhookEvent>> {
-        self.pending_webhooks_after(None, limit).await
+        self.pending_webhooks_except(&[], limit).await
     }
 
-    /// Webhooks not yet processed that come after the one received at `after` with its id
-    /// (in the order of [`Store::pending_webhooks`]), oldest first: the next batch, read while
-    /// the one before it is still being applied and not yet marked processed.
-    pub async fn pending_webhooks_after(
+    /// Webhooks not yet processed, oldest first, leaving out those named: the next batch,
+    /// read while the one before it is still being applied and not yet marked processed.
+    /// (Reading on from the last one read instead would pass over a webhook received earlier
+    /// but committed later, until the backlog ran dry.)
+    pub async fn pending_webhooks_except(
         &self,
-        after: Option<(OffsetDateTime, &str)>,
+        applying: &[&str],
         limit: i64,
     ) -> Result<Vec<WebhookEvent>> {
-        // With no cursor, one before every webhook: received_at is never negative.
-        let (received_at, id) = after.map_or((-1, ""), |(at, id)| (ms(at), id));
+        let except = match applying.len() {
+            0 => String::new(),
+            n => format!("AND id NOT IN ({})", crate::rows::placeholders(1, n)),
+        };
+        let sql = format!(
+            "SELECT id, provider, sender_id, dedupe_key, body, received_at, processed_at, \
+             outcome FROM webhook_events WHERE processed_at IS NULL {except} \
+             ORDER BY received_at, id LIMIT ${}",
+            applying.len() + 1
+        );
         let rows: Vec<WebhookRow> = read_pool!(self.inbox(), |db| {
-            sqlx::query_as(
-                "SELECT id, provider, sender_id, dedupe_key, body, received_at, processed_at, \
-                 outcome FROM webhook_events WHERE processed_at IS NULL \
-                 AND (received_at, id) > ($1, $2) ORDER BY received_at, id LIMIT $3",
-            )
-            .bind(received_at)
-            .bind(id)
-            .bind(limit)
-            .fetch_all(db)
-            .await?
+            let sql = crate::rows::sql_for(db, sql);
+            let mut query = sqlx::query_as(&sql);
+            for id in applying {
+                query = query.bind(*id);
+            }
+            query.bind(limit).fetch_all(db).await?
         });
         Ok(rows.into_iter().map(WebhookEvent::from).collect())
     }
