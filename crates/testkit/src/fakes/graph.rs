@@ -158,6 +158,11 @@ impl FakeGraph {
         self.core.wait_for(count, is_messages_request, within).await
     }
 
+    /// Waits until no request has arrived for `quiet` (see `Core::settle`).
+    pub async fn settle(&self, quiet: Duration) {
+        self.core.settle(quiet).await;
+    }
+
     /// The files uploaded, in order.
     pub fn uploads(&self) -> Vec<UploadedGraphMedia> {
         lock(&self.state).uploads.clone()

@@ -161,6 +161,22 @@ impl Core {
         lock(&self.requests).clone()
     }
 
+    /// Waits until no request has arrived for `quiet`. A client killed mid-send may have put
+    /// requests on the wire that the fake has yet to read: they reached the provider all the
+    /// same, so a test counting what a dead process sent waits for them first.
+    async fn settle(&self, quiet: Duration) {
+        let mut seen = lock(&self.requests).len();
+        for _ in 0..100 {
+            tokio::time::sleep(quiet).await;
+            let now = lock(&self.requests).len();
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
+        panic!("requests kept arriving for 100 × {quiet:?}");
+    }
+
     /// Waits (boundedly) until `count` requests matching `filter` have arrived.
     async fn wait_for(
         &self,
