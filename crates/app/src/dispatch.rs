@@ -51,6 +51,9 @@ pub struct DispatchSettings {
     /// After a worker stopped mid-send, how long to wait for the provider's statuses to say
     /// whether the message went before sending it again.
     pub in_flight_grace: Duration,
+    /// How long a send waits for the provider's answer. A WhatsApp send left unanswered may
+    /// have gone, so it then waits `in_flight_grace` for statuses before it is sent again.
+    pub answer_timeout: std::time::Duration,
     /// A message not sent this long after it fell due fails as `expired`.
     pub expiry: Duration,
     pub retry: RetryPolicy,
@@ -64,6 +67,7 @@ impl Default for DispatchSettings {
             concurrency: 256,
             workers: 2,
             in_flight_grace: Duration::minutes(2),
+            answer_timeout: std::time::Duration::from_secs(30),
             expiry: Duration::hours(24),
             retry: RetryPolicy::default(),
         }
@@ -389,7 +393,7 @@ impl Dispatcher {
     pub fn with_settings(public_url: Option<String>, settings: DispatchSettings) -> Self {
         Self {
             client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
+                .timeout(settings.answer_timeout)
                 .pool_max_idle_per_host(settings.concurrency * settings.workers.max(1))
                 .build()
                 .unwrap_or_default(),
@@ -1182,7 +1186,24 @@ impl Dispatcher {
                 )
             }
         };
-        let answer = crate::provider::execute(&self.client, &base, &http).await?;
+        let answer = match crate::provider::exchange(&self.client, &base, &http).await {
+            Ok(answer) => answer,
+            // WhatsApp echoes our id in the statuses that follow a send it took, so a send
+            // that may have gone waits for them, as an interrupted one does, rather than
+            // going again at the next retry.
+            Err(lost) if lost.may_have_arrived && provider == Channel::Whatsapp => {
+                return Err(SendError::Retryable {
+                    after: Some(self.settings.in_flight_grace),
+                    scope: RetryScope::Recipient,
+                    provider_code: None,
+                    reason: format!(
+                        "{}; it may have gone, so WhatsApp's statuses are awaited before it is sent again",
+                        lost.error.reason()
+                    ),
+                });
+            }
+            Err(lost) => return Err(lost.error),
+        };
         if answer.is_success() {
             let receipt = match provider {
                 Channel::Whatsapp => switchboard_channels::parse_whatsapp_success(&answer.body),

@@ -54,9 +54,31 @@ pub(crate) async fn execute(
     base_url: &str,
     request: &HttpRequest,
 ) -> Result<Answer, SendError> {
+    exchange(client, base_url, request)
+        .await
+        .map_err(|no_answer| no_answer.error)
+}
+
+/// A request that got no answer, or only part of one.
+pub(crate) struct NoAnswer {
+    pub error: SendError,
+    /// The connection was made, so the provider may have read the request and acted on it
+    /// before the answer was lost (a timeout, a connection broken mid-answer).
+    pub may_have_arrived: bool,
+}
+
+/// Executes `request` against `base_url`, saying of a request left unanswered whether the
+/// provider may have acted on it.
+pub(crate) async fn exchange(
+    client: &reqwest::Client,
+    base_url: &str,
+    request: &HttpRequest,
+) -> Result<Answer, NoAnswer> {
     let url = format!("{}{}", base_url.trim_end_matches('/'), request.path);
-    let method = reqwest::Method::from_bytes(request.method.as_bytes())
-        .map_err(|e| invalid(e.to_string()))?;
+    let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| NoAnswer {
+        error: invalid(e.to_string()),
+        may_have_arrived: false,
+    })?;
     let mut builder = client.request(method, &url);
     if let Some(content_type) = request.body.content_type() {
         builder = builder
@@ -66,14 +88,18 @@ pub(crate) async fn execute(
     for (name, value) in &request.headers {
         builder = builder.header(name, value);
     }
-    let response = builder.send().await.map_err(unreachable)?;
+    let lost = |error: reqwest::Error| NoAnswer {
+        may_have_arrived: !error.is_connect() && !error.is_builder(),
+        error: unreachable(error),
+    };
+    let response = builder.send().await.map_err(lost)?;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = response.bytes().await.unwrap_or_default().to_vec();
+    let body = response.bytes().await.map_err(lost)?.to_vec();
     Ok(Answer {
         status,
         retry_after,

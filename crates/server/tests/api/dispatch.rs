@@ -455,9 +455,106 @@ async fn the_tier_is_counted_again_when_messages_go(db: TestDb) {
     assert_eq!(refused[0]["error"]["code"], "messaging_limit_reached");
 }
 
+/// Meta takes two messages but its answers never come: either may have gone, so neither is
+/// sent again until WhatsApp's statuses have had their time. A status echoing our id settles
+/// Ada's (it is never sent twice); Bob's, which no status speaks for, goes again after.
+async fn a_send_left_unanswered_waits_for_statuses_before_going_again(db: TestDb) {
+    let start = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let app = TestApp::spawn_configured(db, clock.clone(), |config| {
+        config.dispatch.answer_timeout = StdDuration::from_millis(300);
+    })
+    .await;
+    let grace = switchboard_app::dispatch::DispatchSettings::default().in_flight_grace;
+    let (fake, base) = fake_graph().await;
+    let sender = graph_sender(&app, "WA", "106540352242922", &base).await;
+    let mut sent_ids = Vec::new();
+    for (from, text) in [("+442079460958", "one"), ("+16505551234", "two")] {
+        let contact = app
+            .customer_wrote(&sender, from, time::Duration::minutes(5))
+            .await;
+        // Meta acts on the send at once; only its answer comes too late.
+        fake.set_delay(Some(StdDuration::from_secs(5)));
+        let id = app
+            .post(
+                "/api/v1/messages",
+                &app.admin,
+                json!({"sender_id": sender, "contact_id": contact, "text": text}),
+            )
+            .await
+            .ok(202)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        sent_ids.push(id);
+    }
+    fake.wait_for_messages(2, StdDuration::from_secs(30)).await;
+    // Each waits out the grace, counting an attempt, saying why.
+    for id in &sent_ids {
+        let mut waited = 0;
+        let job = loop {
+            let jobs = app.store().queued_jobs("outbound").await.unwrap();
+            if let Some(job) = jobs.into_iter().find(|j| {
+                j.payload["message_id"] == id.as_str() && j.status == "queued" && j.attempt == 1
+            }) {
+                break job;
+            }
+            waited += 1;
+            assert!(waited < 400, "message {id} was never held back");
+            tokio::time::sleep(StdDuration::from_millis(25)).await;
+        };
+        assert!(job.run_at >= start + grace, "{job:?}");
+        let error = job.last_error.unwrap();
+        assert!(error.contains("statuses are awaited"), "{error}");
+    }
+    fake.set_delay(None);
+    let taken = fake.sent();
+    let ada = taken
+        .iter()
+        .find(|s| s.recipient == "442079460958")
+        .unwrap();
+    let status = fake.whatsapp_status(ada, "sent", start.unix_timestamp());
+    let url = format!("{}/webhooks/whatsapp", app.base);
+    assert_eq!(fake.deliver(&url, "secret", &status).await, 200);
+    let one = app.message_with_status(&sent_ids[0], "sent").await;
+    assert_eq!(one["provider_message_id"], ada.id.as_str());
+
+    clock.advance(grace + time::Duration::seconds(1));
+    let two = app.message_with_status(&sent_ids[1], "sent").await;
+    let bob: Vec<_> = fake
+        .sent()
+        .into_iter()
+        .filter(|s| s.recipient == "16505551234")
+        .collect();
+    assert_eq!(bob.len(), 2, "{bob:?}");
+    assert_eq!(two["provider_message_id"], bob[1].id.as_str());
+    // Ada's job ends without a second request.
+    for waited in 0.. {
+        let jobs = app.store().queued_jobs("outbound").await.unwrap();
+        let ada_job = jobs
+            .iter()
+            .find(|j| j.payload["message_id"] == sent_ids[0].as_str())
+            .unwrap();
+        if ada_job.status == "done" {
+            break;
+        }
+        assert!(waited < 400, "{ada_job:?}");
+        tokio::time::sleep(StdDuration::from_millis(25)).await;
+    }
+    let to_ada = fake
+        .message_requests()
+        .iter()
+        .filter(|r| r.json()["to"] == "442079460958")
+        .count();
+    assert_eq!(to_ada, 1);
+}
+
 both_backends!(the_tier_is_counted_again_when_messages_go);
 
 both_backends!(
+    a_send_left_unanswered_waits_for_statuses_before_going_again,
     the_pair_limit_holds_back_one_recipient_only,
     a_retried_message_is_not_overtaken,
     messages_leave_and_failures_are_classified,
