@@ -48,8 +48,8 @@ pub struct DispatchSettings {
     /// claimed, and a third recorded. Messages to one recipient still go in order across
     /// them.
     pub workers: usize,
-    /// After a worker stopped mid-send, how long to wait for the provider's statuses to say
-    /// whether the message went before sending it again.
+    /// After a worker stopped mid-send, or a WhatsApp send went unanswered, how long to wait
+    /// for the provider's statuses to say whether the message went before sending it again.
     pub in_flight_grace: Duration,
     /// How long a send waits for the provider's answer. A WhatsApp send left unanswered may
     /// have gone, so it then waits `in_flight_grace` for statuses before it is sent again.

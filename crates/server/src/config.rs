@@ -34,8 +34,9 @@ pub struct RawConfig {
     /// Seconds a dispatcher holds a claimed send before another node may take it over
     /// (`SWITCHBOARD_DISPATCH_LEASE_SECONDS`).
     pub dispatch_lease_seconds: u32,
-    /// After a node stopped mid-send, seconds to wait for WhatsApp's statuses to tell whether
-    /// the message went, before sending it again (`SWITCHBOARD_DISPATCH_IN_FLIGHT_GRACE_SECONDS`).
+    /// After a node stopped mid-send, or Meta left a send unanswered, seconds to wait for
+    /// WhatsApp's statuses to tell whether the message went, before sending it again
+    /// (`SWITCHBOARD_DISPATCH_IN_FLIGHT_GRACE_SECONDS`).
     pub dispatch_in_flight_grace_seconds: u32,
     /// Whether the sandbox's simulated customers act (deliver, read, answer) on what sandbox
     /// senders send (`SWITCHBOARD_SANDBOX_CUSTOMERS`). Off, their actions wait in the queue.
