@@ -1169,23 +1169,20 @@ impl Store {
     }
 
     /// When the contact last wrote to this sender, by the provider's clock: the start of the
-    /// customer-service window.
+    /// customer-service window. Every inbound message belongs to the conversation of its
+    /// contact and sender, which keeps the latest of them as it records each (whatever order
+    /// they arrive in): one row to read, where the messages would be all of the customer's
+    /// history.
     pub async fn last_inbound_at(
         &self,
         contact: ContactId,
         sender: SenderId,
     ) -> Result<Option<OffsetDateTime>> {
-        let (latest,): (Option<i64>,) = read_pool!(self, |db| {
-            sqlx::query_as(
-                "SELECT MAX(COALESCE(provider_timestamp, created_at)) FROM messages \
-                 WHERE contact_id = $1 AND sender_id = $2 AND direction = 'inbound'",
-            )
-            .bind(contact.to_string())
-            .bind(sender.to_string())
-            .fetch_one(db)
+        Ok(self
+            .last_inbound_among(sender, &[contact])
             .await?
-        });
-        Ok(latest.map(at))
+            .pop()
+            .map(|(_, latest)| latest))
     }
 
     /// [`Store::last_inbound_at`] for several of the sender's contacts at once; a contact
@@ -1199,9 +1196,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT contact_id, MAX(COALESCE(provider_timestamp, created_at)) FROM messages \
-             WHERE contact_id IN ({}) AND sender_id = ${} AND direction = 'inbound' \
-             GROUP BY contact_id",
+            "SELECT contact_id, last_inbound_at FROM conversations \
+             WHERE contact_id IN ({}) AND sender_id = ${} AND last_inbound_at IS NOT NULL",
             crate::rows::placeholders(1, contacts.len()),
             contacts.len() + 1
         );
