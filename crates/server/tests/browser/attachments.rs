@@ -10,7 +10,7 @@ use switchboard_testkit::TestDb;
 
 use crate::harness::Browser;
 use crate::helpers::TestApp;
-use crate::inbox::{claim_as_sam, open_row, until};
+use crate::inbox::{claim_as_sam, open_row};
 use crate::{sign_in, user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,9 +63,7 @@ async fn an_agent_attaches_a_picture_within_the_limit() {
     let big = dir.path().join("catalogue.pdf");
     std::fs::write(&big, vec![b'x'; 1_200_000]).unwrap();
     browser.choose_file("#reply-file", &big).await;
-    until(
-        &browser,
-        "the size refusal",
+    browser.until("the size refusal",
         "document.getElementById('reply-file-hint').innerText.includes('catalogue.pdf is 1.2 MB: attachments may be up to 1 MB')",
     )
     .await;
@@ -81,9 +79,7 @@ async fn an_agent_attaches_a_picture_within_the_limit() {
     browser
         .run("var b = document.querySelector('#reply-form button[type=submit]'); b.disabled = false; document.getElementById('reply-text').required = false; b.click(); return true;")
         .await;
-    until(
-        &browser,
-        "the server's refusal",
+    browser.until("the server's refusal",
         "document.getElementById('inbox-error') && document.getElementById('inbox-error').innerText.includes('larger than attachments may be')",
     )
     .await;
@@ -100,26 +96,22 @@ async fn an_agent_attaches_a_picture_within_the_limit() {
 
     // A picture within the limit goes, with the text as its caption.
     browser.choose_file("#reply-file", &picture).await;
-    until(
-        &browser,
-        "the chosen picture",
-        "/\\.png \\(\\d+ KB\\)$/.test(document.getElementById('reply-file-hint').innerText)",
-    )
-    .await;
+    browser
+        .until(
+            "the chosen picture",
+            "/\\.png \\(\\d+ KB\\)$/.test(document.getElementById('reply-file-hint').innerText)",
+        )
+        .await;
     browser
         .fill("#reply-text", "Is this the lamp you mean?")
         .await;
     browser.screenshot("picture-chosen").await;
     browser.click("#reply-form button[type=submit]").await;
-    until(
-        &browser,
-        "the picture in the thread",
+    browser.until("the picture in the thread",
         "Array.from(document.querySelectorAll('.bubble.out img.media')).some(i => i.complete && i.naturalWidth > 0)",
     )
     .await;
-    until(
-        &browser,
-        "the caption and the ticks",
+    browser.until("the caption and the ticks",
         "Array.from(document.querySelectorAll('.bubble.out')).some(b => b.innerText.includes('Is this the lamp you mean?') && b.querySelector('.ticks[data-status=read], .ticks[data-status=delivered]'))",
     )
     .await;

@@ -3,7 +3,6 @@
 //! and resumes it, and reads the answers.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard_app::SystemClock;
@@ -12,20 +11,6 @@ use switchboard_testkit::TestDb;
 use crate::harness::Browser;
 use crate::helpers::TestApp;
 use crate::{sign_in, user};
-
-async fn until(browser: &Browser, what: &str, condition: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut last = String::new();
-    while std::time::Instant::now() < deadline {
-        match browser.try_run(&format!("return !!({condition});")).await {
-            Ok(Value::Bool(true)) => return,
-            Ok(_) => {}
-            Err(e) => last = e,
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("waited 60 s for {what}: {condition} (last script error: {last})");
-}
 
 fn count(key: &str) -> String {
     format!("Number(document.querySelector('.hopper [data-count=\"{key}\"]').innerText)")
@@ -102,35 +87,32 @@ async fn a_supervisor_runs_a_campaign() {
     browser
         .click("section[aria-labelledby=new-campaign] button[type=submit]")
         .await;
-    until(
-        &browser,
-        "the campaign's page",
-        "location.pathname.startsWith('/campaigns/') && document.querySelector('.hopper')",
-    )
-    .await;
+    browser
+        .until(
+            "the campaign's page",
+            "location.pathname.startsWith('/campaigns/') && document.querySelector('.hopper')",
+        )
+        .await;
     assert!(browser.text("h1").await.contains("Winter sale"));
     let marker = browser.run("window.__same_page = true; return true;").await;
     assert_eq!(marker, Value::Bool(true));
 
     // The hopper moves live: everyone sent to but the one who said stop, then the taps come.
-    until(
-        &browser,
-        "everyone sent to",
-        &format!(
-            "{} + {} === 11 && {} === 1",
-            count("pending"),
-            count("closed"),
-            count("skipped")
-        ),
-    )
-    .await;
+    browser
+        .until(
+            "everyone sent to",
+            &format!(
+                "{} + {} === 11 && {} === 1",
+                count("pending"),
+                count("closed"),
+                count("skipped")
+            ),
+        )
+        .await;
     browser.screenshot("sent-live").await;
-    until(
-        &browser,
-        "the answers",
-        &format!("{} >= 6", count("closed")),
-    )
-    .await;
+    browser
+        .until("the answers", &format!("{} >= 6", count("closed")))
+        .await;
     assert_eq!(
         browser.run("return window.__same_page === true;").await,
         Value::Bool(true),
@@ -140,49 +122,49 @@ async fn a_supervisor_runs_a_campaign() {
 
     // Pause and resume with the buttons.
     browser.click("form[action$='/pause'] button").await;
-    until(
-        &browser,
-        "paused",
-        "document.querySelector('h1 .pill').innerText.trim().toLowerCase() === 'paused'",
-    )
-    .await;
+    browser
+        .until(
+            "paused",
+            "document.querySelector('h1 .pill').innerText.trim().toLowerCase() === 'paused'",
+        )
+        .await;
     assert!(browser.text(".notice").await.contains("paused"));
     browser.screenshot("paused").await;
     browser.click("form[action$='/resume'] button").await;
-    until(
-        &browser,
-        "running again",
-        "document.querySelector('h1 .pill').innerText.trim().toLowerCase() !== 'paused'",
-    )
-    .await;
+    browser
+        .until(
+            "running again",
+            "document.querySelector('h1 .pill').innerText.trim().toLowerCase() !== 'paused'",
+        )
+        .await;
 
     // The answers, each tap counted, and the skipped recipient with its reason.
-    until(
-        &browser,
-        "every answer",
-        &format!("{} === 9 && {} === 2", count("closed"), count("pending")),
-    )
-    .await;
+    browser
+        .until(
+            "every answer",
+            &format!("{} === 9 && {} === 2", count("closed"), count("pending")),
+        )
+        .await;
     browser.goto(&browser_url(&browser).await).await;
     // Drawn as the page loads, not only by live events.
-    until(
-        &browser,
-        "the bar on a fresh page",
-        "document.querySelector('.hopper .seg-closed').getBoundingClientRect().width > 100",
-    )
-    .await;
+    browser
+        .until(
+            "the bar on a fresh page",
+            "document.querySelector('.hopper .seg-closed').getBoundingClientRect().width > 100",
+        )
+        .await;
     let answers = browser.text("#answers + ul").await;
     assert!(
         answers.contains("Yes please") || answers.contains("No thanks"),
         "{answers}"
     );
     browser.click(".filters a[href$='state=skipped']").await;
-    until(
-        &browser,
-        "the skipped recipient",
-        "document.querySelector('table.table tbody').innerText.includes('opted_out')",
-    )
-    .await;
+    browser
+        .until(
+            "the skipped recipient",
+            "document.querySelector('table.table tbody').innerText.includes('opted_out')",
+        )
+        .await;
     browser.screenshot("skipped-recipient").await;
 
     // The list of campaigns shows it with its progress; at phone width too.

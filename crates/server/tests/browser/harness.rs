@@ -221,6 +221,27 @@ impl Browser {
             .map_err(|e| e.to_string())
     }
 
+    /// Waits (a minute at most) until `condition`, a JavaScript expression, holds on the
+    /// page. A script that cannot run yet (the page is between a form's post and its
+    /// redirect) counts as not yet; a failure says where the browser was.
+    pub async fn until(&self, what: &str, condition: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match self.try_run(&format!("return !!({condition});")).await {
+                Ok(Value::Bool(true)) => return,
+                Ok(_) => {}
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let at = match self.client.current_url().await {
+            Ok(url) => url.to_string(),
+            Err(e) => format!("unknown ({e})"),
+        };
+        panic!("waited 60 s for {what} at {at}: {condition} (last script error: {last})");
+    }
+
     pub async fn run(&self, script: &str) -> Value {
         self.client
             .execute(script, vec![])

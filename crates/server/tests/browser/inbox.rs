@@ -13,22 +13,6 @@ use crate::harness::Browser;
 use crate::helpers::TestApp;
 use crate::{sign_in, user};
 
-/// Waits until `condition` (a JavaScript expression) holds on the page. A script that cannot
-/// run yet (the page is between a form's post and its redirect) counts as not yet.
-pub(crate) async fn until(browser: &Browser, what: &str, condition: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(45);
-    let mut last = String::new();
-    while std::time::Instant::now() < deadline {
-        match browser.try_run(&format!("return !!({condition});")).await {
-            Ok(Value::Bool(true)) => return,
-            Ok(_) => {}
-            Err(e) => last = e,
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("waited 45 s for {what}: {condition} (last script error: {last})");
-}
-
 /// Waits for `condition` as `until` does, reloading the page now and then: for outcomes that
 /// this test checks the page for, not the live updates that the agent's day covers.
 async fn until_reloaded(browser: &Browser, what: &str, condition: &str) {
@@ -43,18 +27,18 @@ async fn until_reloaded(browser: &Browser, what: &str, condition: &str) {
             .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    until(browser, what, condition).await;
+    browser.until(what, condition).await;
 }
 
 /// Claims the open conversation and waits until it shows as Sam's.
 pub(crate) async fn claim_as_sam(browser: &Browser) {
     browser.click("form[action$='/claim'] button").await;
-    until(
-        browser,
-        "the claim",
-        "document.getElementById('thread-state').innerText.includes('Sam Agent')",
-    )
-    .await;
+    browser
+        .until(
+            "the claim",
+            "document.getElementById('thread-state').innerText.includes('Sam Agent')",
+        )
+        .await;
 }
 
 /// Clicks the conversation row that names `who`.
@@ -64,7 +48,7 @@ pub(crate) async fn open_row(browser: &Browser, who: &str) {
             "Array.from(document.querySelectorAll('a.conv')).find(a => a.innerText.includes('{who}')).click();"
         ))
         .await;
-    until(browser, "the conversation", &format!("document.querySelector('.thread-title h2') && document.querySelector('.thread-title h2').innerText === '{who}'")).await;
+    browser.until("the conversation", &format!("document.querySelector('.thread-title h2') && document.querySelector('.thread-title h2').innerText === '{who}'")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,12 +117,12 @@ async fn an_agents_day_in_the_inbox() {
 
     // Sam signs in; the unclaimed tab holds Lou's old conversation.
     sign_in(&browser, &app, "sam@example.com").await;
-    until(
-        &browser,
-        "Lou's row",
-        "document.getElementById('conversation-list').innerText.includes('Lou Laurent')",
-    )
-    .await;
+    browser
+        .until(
+            "Lou's row",
+            "document.getElementById('conversation-list').innerText.includes('Lou Laurent')",
+        )
+        .await;
     browser.screenshot("inbox").await;
 
     // Ada writes: her conversation appears without a reload.
@@ -151,12 +135,12 @@ async fn an_agents_day_in_the_inbox() {
     )
     .await
     .ok(201);
-    until(
-        &browser,
-        "Ada's row, live",
-        "document.getElementById('conversation-list').innerText.includes('Ada Lovelace')",
-    )
-    .await;
+    browser
+        .until(
+            "Ada's row, live",
+            "document.getElementById('conversation-list').innerText.includes('Ada Lovelace')",
+        )
+        .await;
     assert_eq!(
         browser.run("return window.__same_page === true;").await,
         Value::Bool(true)
@@ -183,19 +167,19 @@ async fn an_agents_day_in_the_inbox() {
         .fill("#reply-text", "Hi Ada, it left our warehouse this morning.")
         .await;
     browser.click("#reply-form button").await;
-    until(&browser, "the reply", "Array.from(document.querySelectorAll('.bubble.out .text')).some(p => p.innerText.includes('left our warehouse'))").await;
-    until(
-        &browser,
-        "the read ticks",
-        "document.querySelector('.bubble.out .ticks[data-status=read]')",
-    )
-    .await;
-    until(
-        &browser,
-        "Ada's answer",
-        "document.querySelectorAll('.bubble.in').length >= 2",
-    )
-    .await;
+    browser.until("the reply", "Array.from(document.querySelectorAll('.bubble.out .text')).some(p => p.innerText.includes('left our warehouse'))").await;
+    browser
+        .until(
+            "the read ticks",
+            "document.querySelector('.bubble.out .ticks[data-status=read]')",
+        )
+        .await;
+    browser
+        .until(
+            "Ada's answer",
+            "document.querySelectorAll('.bubble.in').length >= 2",
+        )
+        .await;
     browser.screenshot("read-and-answered").await;
 
     // Lou's window closed 6 hours ago: the composer offers templates only, and the recontact one.
@@ -221,7 +205,7 @@ async fn an_agents_day_in_the_inbox() {
         .contains("Templates allowed now"));
     browser.screenshot("window-closed").await;
     browser.click("#recontact-form button").await;
-    until(&browser, "the template", "Array.from(document.querySelectorAll('.bubble.out .template-label')).some(p => p.innerText.includes('follow_up'))").await;
+    browser.until("the template", "Array.from(document.querySelectorAll('.bubble.out .template-label')).some(p => p.innerText.includes('follow_up'))").await;
     browser.screenshot("recontact-sent").await;
 
     // An agent cannot hand the conversation over.
@@ -247,12 +231,12 @@ async fn an_agents_day_in_the_inbox() {
         .await
         .expect("Bob is offered");
     browser.click("#transfer-button").await;
-    until(
-        &browser,
-        "the transfer",
-        "document.getElementById('thread-state').innerText.includes('Bob Agent')",
-    )
-    .await;
+    browser
+        .until(
+            "the transfer",
+            "document.getElementById('thread-state').innerText.includes('Bob Agent')",
+        )
+        .await;
     browser.screenshot("transferred").await;
 
     // At phone width the conversation fills the screen, without sideways scrolling.
@@ -334,7 +318,7 @@ async fn opt_in_outcomes_shape_the_composer() {
     assert!(reason.as_str().unwrap().contains("131026"), "{reason}");
     browser.screenshot("no-whatsapp").await;
     browser.click("form[action$='/switch'] button").await;
-    until(&browser, "the SMS conversation", "document.querySelector('.thread-title p') && document.querySelector('.thread-title p').innerText.startsWith('SMS')").await;
+    browser.until("the SMS conversation", "document.querySelector('.thread-title p') && document.querySelector('.thread-title p').innerText.startsWith('SMS')").await;
     browser.screenshot("sms-conversation").await;
     browser.close().await;
 }
