@@ -99,7 +99,27 @@ pub(crate) async fn exchange(
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = response.bytes().await.map_err(lost)?.to_vec();
+    let body = match response.bytes().await {
+        Ok(body) => body.to_vec(),
+        // Taken, but its answer (the provider's id) cut off: sending it again would repeat
+        // it, so it is refused for good unless the provider's statuses can still name it.
+        Err(error) if (200..300).contains(&status) => {
+            return Err(NoAnswer {
+                error: invalid(format!(
+                    "the provider took the request but its answer was cut off: {}",
+                    error.without_url()
+                )),
+                may_have_arrived: true,
+            })
+        }
+        // A refusal whose explanation was cut off: nothing was done, so it may be retried.
+        Err(error) => {
+            return Err(NoAnswer {
+                error: unreachable(error),
+                may_have_arrived: false,
+            })
+        }
+    };
     Ok(Answer {
         status,
         retry_after,
