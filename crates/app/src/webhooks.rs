@@ -711,28 +711,53 @@ async fn apply_status(state: &AppState, s: ev::StatusUpdate) -> Result<()> {
                 .join(": "),
         }
     });
+    let event = StatusEvent {
+        status,
+        at: s
+            .timestamp
+            .map(switchboard_core::time::truncate_to_millis)
+            .unwrap_or_else(|| state.now()),
+        error,
+    };
+    let store = state.store();
     for id in &s.provider_message_ids {
-        let known = state
-            .store()
+        let known = store
             .find_message_by_provider_id(channel, id)
             .await
             .map_err(AppError::Internal)?;
-        let Some(message) = (match known {
+        let known = match known {
             Some(message) => Some(message),
             None => {
                 adopt_lost_send(state, channel, id, s.biz_opaque_callback_data.as_deref()).await?
             }
-        }) else {
-            tracing::info!(provider_message_id = %id, "status for a message we do not know");
-            continue;
         };
-        let event = StatusEvent {
-            status,
-            at: s
-                .timestamp
-                .map(switchboard_core::time::truncate_to_millis)
-                .unwrap_or_else(|| state.now()),
-            error: error.clone(),
+        let message = match known {
+            Some(message) => message,
+            // Twilio and Messenger name a send only by the id they answered it with, and
+            // their status can be processed before that answer is recorded: it is kept for
+            // the recording to apply. Looked for again once kept, since the recording may
+            // have come between the first look and the keeping.
+            None if channel != Channel::Whatsapp => {
+                store
+                    .keep_early_status(channel, id, &event, state.now())
+                    .await
+                    .map_err(AppError::Internal)?;
+                match store
+                    .find_message_by_provider_id(channel, id)
+                    .await
+                    .map_err(AppError::Internal)?
+                {
+                    Some(message) => message,
+                    None => {
+                        tracing::info!(provider_message_id = %id, "status kept for a send not recorded yet");
+                        continue;
+                    }
+                }
+            }
+            None => {
+                tracing::info!(provider_message_id = %id, "status for a message we do not know");
+                continue;
+            }
         };
         let changed = state
             .store()

@@ -130,7 +130,7 @@ struct MessageEventRow {
     e_error_reason: Option<String>,
 }
 
-fn message_error(
+pub(crate) fn message_error(
     code: Option<String>,
     provider_code: Option<String>,
     reason: Option<String>,
@@ -447,6 +447,70 @@ macro_rules! apply_status {
 pub(crate) use apply_status;
 pub(crate) use push_status_event;
 
+/// Applies, inside the caller's transaction, the statuses that came for these messages before
+/// their sends were recorded (see [`Store::keep_early_status`]), and forgets them. Nearly
+/// always there are none, which one read without parameters says: cheaper than looking the
+/// batch's messages up (an `IN` list is built before the first row is read).
+macro_rules! apply_early_statuses {
+    ($tx:ident, $ids:expr) => {{
+        let ids: &[String] = $ids;
+        let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM early_statuses)")
+            .fetch_one(&mut *$tx)
+            .await?;
+        for chunk in ids.chunks(1000).filter(|_| any) {
+            let sql = format!(
+                "SELECT m.id, p.status, p.at, p.error_code, p.error_provider_code, \
+                 p.error_reason FROM early_statuses p JOIN messages m \
+                 ON m.channel = p.channel AND m.provider_message_id = p.provider_message_id \
+                 WHERE m.id IN ({}) ORDER BY p.at",
+                crate::rows::placeholders(1, chunk.len())
+            );
+            let sql = crate::rows::sql_for(&*$tx, sql);
+            let mut query = sqlx::query_as::<
+                _,
+                (
+                    String,
+                    String,
+                    i64,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                ),
+            >(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            let early = query.fetch_all(&mut *$tx).await?;
+            if early.is_empty() {
+                continue;
+            }
+            let mut claimed = Vec::with_capacity(early.len());
+            for (id, status, at_ms, code, provider_code, reason) in early {
+                let event = StatusEvent {
+                    status: parse("early_statuses.status", &status)?,
+                    at: at(at_ms),
+                    error: $crate::messages::message_error(code, provider_code, reason),
+                };
+                apply_status!($tx, &id, &event);
+                claimed.push(id);
+            }
+            let sql = format!(
+                "DELETE FROM early_statuses WHERE EXISTS (SELECT 1 FROM messages m \
+                 WHERE m.channel = early_statuses.channel \
+                 AND m.provider_message_id = early_statuses.provider_message_id \
+                 AND m.id IN ({}))",
+                crate::rows::placeholders(1, claimed.len())
+            );
+            let sql = crate::rows::sql_for(&*$tx, sql);
+            let mut query = sqlx::query(&sql);
+            for id in &claimed {
+                query = query.bind(id);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    }};
+}
+
 /// A conversation that a batch of inbound messages writes to, and what they bring it.
 struct Touched {
     id: ConversationId,
@@ -721,6 +785,46 @@ impl Store {
                 .await?
         });
         Ok(fold_messages(rows)?.pop())
+    }
+
+    /// Keeps a status whose message is not known yet (its send may be in the moments between
+    /// the provider's answer and its recording), to be applied as the send is recorded. The
+    /// same status again is kept once; those kept for more than an hour are forgotten.
+    pub async fn keep_early_status(
+        &self,
+        channel: Channel,
+        provider_message_id: &str,
+        event: &StatusEvent,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        write_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO early_statuses (channel, provider_message_id, status, at, \
+                 error_code, error_provider_code, error_reason, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (channel, provider_message_id, status) DO NOTHING",
+            )
+            .bind(channel.as_str())
+            .bind(provider_message_id)
+            .bind(event.status.as_str())
+            .bind(ms(event.at))
+            .bind(event.error.as_ref().map(|e| e.code.as_str()))
+            .bind(
+                event
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.provider_code.as_deref()),
+            )
+            .bind(event.error.as_ref().map(|e| e.reason.as_str()))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM early_statuses WHERE received_at < $1")
+                .bind(ms(now - time::Duration::hours(1)))
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
     }
 
     pub async fn list_messages(
@@ -1463,6 +1567,9 @@ impl Store {
                     if let Some(event) = &c.status {
                         apply_status!(tx, &id, event);
                     }
+                    if c.provider_message_id.is_some() {
+                        apply_early_statuses!(tx, std::slice::from_ref(&id));
+                    }
                 }
                 let finished = finish_job_in!(tx, &c.lease, &c.outcome, now);
                 if let (true, Some(message)) = (finished, c.message) {
@@ -1592,6 +1699,8 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
+            let ids: Vec<String> = sends.iter().map(|(m, _, _)| m.to_string()).collect();
+            apply_early_statuses!(tx, &ids);
         });
         Ok(())
     }

@@ -891,7 +891,102 @@ async fn a_batch_of_sends_is_written_together(db: TestDb) {
     assert_eq!(senders, vec![sender.clone()]);
 }
 
+/// A status processed before its send was recorded (Twilio and Messenger name a send only by
+/// the id they answered with) is kept, once however often it comes, and applied as the send
+/// is recorded; one kept for more than an hour is forgotten.
+async fn a_status_before_its_send_is_applied_as_the_send_is_recorded(db: TestDb) {
+    let (store, sender, contact) = setup(&db).await;
+    let t = now();
+    let mut messages = Vec::new();
+    for _ in 0..2 {
+        let m = message(&sender, &contact, Direction::Outbound, t);
+        store
+            .create_outbound(&m, &job(&m), &decision(Some(&m), true), None, None, None)
+            .await
+            .unwrap();
+        messages.push(m);
+    }
+    let event = |status, seconds| StatusEvent {
+        status,
+        at: t + Duration::seconds(seconds),
+        error: None,
+    };
+    let channel = sender.channel;
+    for _ in 0..2 {
+        store
+            .keep_early_status(channel, "P1", &event(DeliveryStatus::Delivered, 1), t)
+            .await
+            .unwrap();
+    }
+    store
+        .keep_early_status(channel, "P1", &event(DeliveryStatus::Read, 2), t)
+        .await
+        .unwrap();
+    store
+        .keep_early_status(
+            channel,
+            "P2",
+            &event(DeliveryStatus::Delivered, 1),
+            t - Duration::hours(2),
+        )
+        .await
+        .unwrap();
+    // Keeping another forgets the one kept two hours ago.
+    store
+        .keep_early_status(channel, "P3", &event(DeliveryStatus::Delivered, 1), t)
+        .await
+        .unwrap();
+
+    store
+        .record_sends(&[
+            (
+                messages[0].id,
+                "P1".to_owned(),
+                event(DeliveryStatus::Sent, 0),
+            ),
+            (
+                messages[1].id,
+                "P2".to_owned(),
+                event(DeliveryStatus::Sent, 0),
+            ),
+        ])
+        .await
+        .unwrap();
+    let first = store.get_message(messages[0].id).await.unwrap();
+    assert_eq!(first.status, DeliveryStatus::Read);
+    let timeline: Vec<DeliveryStatus> = first.status_history.iter().map(|e| e.status).collect();
+    assert_eq!(
+        timeline,
+        [
+            DeliveryStatus::Queued,
+            DeliveryStatus::Sent,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Read
+        ]
+    );
+    let second = store.get_message(messages[1].id).await.unwrap();
+    assert_eq!(second.status, DeliveryStatus::Sent);
+    // Applied once: recording the sends again changes nothing.
+    store
+        .record_sends(&[(
+            messages[0].id,
+            "P1".to_owned(),
+            event(DeliveryStatus::Sent, 0),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_message(messages[0].id)
+            .await
+            .unwrap()
+            .status_history,
+        first.status_history
+    );
+}
+
 both_backends!(
+    a_status_before_its_send_is_applied_as_the_send_is_recorded,
     templates_move_through_a_fenced_lifecycle,
     a_batch_of_sends_is_written_together,
     the_consent_ledger_is_appended_in_order,

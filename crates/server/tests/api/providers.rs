@@ -385,6 +385,61 @@ async fn twilio_request_bodies_are_exact(db: TestDb) {
     assert_eq!(failed["error"]["provider_code"], "30006");
 }
 
+/// Twilio's status callback can beat its answer to the send: the status, for a message not
+/// yet known by that id, is kept and applied as the send is recorded, so the message still
+/// ends delivered.
+async fn a_twilio_status_before_the_answer_to_its_send_is_kept(db: TestDb) {
+    let app = TestApp::spawn_with_public_url(db, PUBLIC_URL).await;
+    let account_sid = format!("AC{}", "b".repeat(32));
+    let fake = FakeTwilio::start(&account_sid, "twilio-auth-token").await;
+    let number = id_of(
+        app.post(
+            "/api/v1/senders",
+            &app.admin,
+            json!({"channel": "sms", "name": "Number", "provider": {"kind": "twilio",
+                   "account_sid": account_sid, "auth_token": "twilio-auth-token",
+                   "api_base_url": fake.base_url(), "from": "+15005550006"}}),
+        )
+        .await
+        .ok(201),
+    );
+    let grace = app
+        .customer_wrote(&number, "+442079460958", Duration::minutes(5))
+        .await;
+    // Twilio takes the send at once and answers it late.
+    fake.set_delay(Some(std::time::Duration::from_secs(5)));
+    let text = send(
+        &app,
+        &app.admin,
+        json!({"sender_id": number, "contact_id": grace, "text": "Your table is ready"}),
+    )
+    .await;
+    let mut waited = 0;
+    let sms = loop {
+        if let Some(sms) = fake.sent().pop() {
+            break sms;
+        }
+        waited += 1;
+        assert!(waited < 400, "the send never reached Twilio");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    let callback = format!("{PUBLIC_URL}/webhooks/twilio");
+    let webhook = format!("{}/webhooks/twilio", app.base);
+    let delivered = fake.status_callback(&sms, "delivered", None);
+    assert_eq!(fake.deliver(&webhook, &callback, &delivered).await, 200);
+    // Processed while the answer is still on its way: the message does not know its id yet.
+    while app.store().count_pending_webhooks().await.unwrap() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let waiting = app
+        .get(&format!("/api/v1/messages/{text}"), &app.admin)
+        .await;
+    assert_eq!(waiting.ok(200)["provider_message_id"], Value::Null);
+
+    let done = app.message_with_status(&text, "delivered").await;
+    assert_eq!(done["provider_message_id"], sms.sid.as_str());
+}
+
 /// The fake's signed webhooks: statuses for what it accepted, echoing our id, move a message
 /// to read and never back, and a webhook delivered twice is stored and applied once.
 async fn statuses_move_forward_and_duplicates_apply_once(db: TestDb) {
@@ -648,6 +703,7 @@ async fn a_twilio_signature_vector_is_accepted_and_tampering_refused(db: TestDb)
 }
 
 both_backends!(
+    a_twilio_status_before_the_answer_to_its_send_is_kept,
     whatsapp_request_bodies_are_exact,
     messenger_request_bodies_are_exact,
     twilio_request_bodies_are_exact,
