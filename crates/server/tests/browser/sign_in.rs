@@ -59,8 +59,14 @@ async fn signing_in_and_out() {
 
     // With the keyboard alone: the e-mail field has focus, Tab moves on, Enter submits.
     browser.goto(&format!("{}/login", app.base)).await;
-    let focused = browser.run("return document.activeElement.id;").await;
-    assert_eq!(focused, "email");
+    // The browser focuses an `autofocus` field at its next rendering, which may come after
+    // the page has loaded (CI once found nothing focused yet).
+    browser
+        .until(
+            "the e-mail field to have focus",
+            "document.activeElement && document.activeElement.id === 'email'",
+        )
+        .await;
     let enter = char::from(Key::Enter);
     let tab = char::from(Key::Tab);
     browser
