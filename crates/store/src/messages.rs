@@ -797,6 +797,7 @@ impl Store {
         event: &StatusEvent,
         now: OffsetDateTime,
     ) -> Result<()> {
+        let error = event.error.as_ref();
         write_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO early_statuses (channel, provider_message_id, status, at, \
@@ -808,14 +809,9 @@ impl Store {
             .bind(provider_message_id)
             .bind(event.status.as_str())
             .bind(ms(event.at))
-            .bind(event.error.as_ref().map(|e| e.code.as_str()))
-            .bind(
-                event
-                    .error
-                    .as_ref()
-                    .and_then(|e| e.provider_code.as_deref()),
-            )
-            .bind(event.error.as_ref().map(|e| e.reason.as_str()))
+            .bind(error.map(|e| e.code.as_str()))
+            .bind(error.and_then(|e| e.provider_code.as_deref()))
+            .bind(error.map(|e| e.reason.as_str()))
             .bind(ms(now))
             .execute(&mut *tx)
             .await?;
