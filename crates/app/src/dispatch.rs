@@ -223,6 +223,8 @@ struct Attempt {
     follow_ups: Vec<NewJob>,
     /// The provider id and status were recorded the moment the provider answered.
     recorded: bool,
+    /// Where statuses the provider reported before that moved the message on.
+    reported: Option<DeliveryStatus>,
 }
 
 impl Attempt {
@@ -233,9 +235,14 @@ impl Attempt {
             status: None,
             follow_ups: Vec::new(),
             recorded: false,
+            reported: None,
         }
     }
 }
+
+/// A job's completion, with where statuses that beat the recording of its send moved its
+/// message.
+type Finished = (SendCompletion, Option<DeliveryStatus>);
 
 /// What a batch's sends are decided and built from, read once for the whole batch: a read per
 /// message of each would cost more than the send itself.
@@ -502,7 +509,7 @@ impl Dispatcher {
         }
         let facts = &facts;
         let loaded = began.elapsed();
-        let completions: Vec<SendCompletion> = futures_util::stream::iter(lanes)
+        let finished: Vec<Finished> = futures_util::stream::iter(lanes)
             .map(|(lane, mut line)| async move {
                 let mut done = Vec::with_capacity(lane.len());
                 // Once a message waits (a retry, a limit), the ones after it to the same
@@ -513,7 +520,7 @@ impl Dispatcher {
                 };
                 for work in lane {
                     if let Some(at) = waiting {
-                        done.push(SendCompletion {
+                        let deferred = SendCompletion {
                             message: work.message.as_ref().map(|m| m.id),
                             lease: work.lease,
                             outcome: Outcome::Defer { at },
@@ -521,14 +528,15 @@ impl Dispatcher {
                             status: None,
                             follow_ups: Vec::new(),
                             recorded: false,
-                        });
+                        };
+                        done.push((deferred, None));
                         continue;
                     }
-                    let completion = self.run_job(state, facts, work).await;
+                    let (completion, reported) = self.run_job(state, facts, work).await;
                     if let Outcome::Retry { at, .. } | Outcome::Defer { at } = &completion.outcome {
                         waiting = Some(*at);
                     }
-                    done.push(completion);
+                    done.push((completion, reported));
                 }
                 if let Some(line) = line {
                     line.finish(waiting);
@@ -541,11 +549,13 @@ impl Dispatcher {
             .await;
         let sent = began.elapsed();
         drop(reach);
-        let held = store
+        let (completions, reported): (Vec<SendCompletion>, Vec<Option<DeliveryStatus>>) =
+            finished.into_iter().unzip();
+        let completed = store
             .complete_sends(&completions, state.now())
             .await
             .map_err(AppError::Internal)?;
-        for (completion, held) in completions.iter().zip(held) {
+        for ((completion, held), reported) in completions.iter().zip(completed.held).zip(reported) {
             if !held {
                 tracing::warn!(job = %completion.lease.job.id, "lease lost before the job finished");
                 continue;
@@ -553,12 +563,17 @@ impl Dispatcher {
             let (Some(id), Some(status)) = (completion.message, &completion.status) else {
                 continue;
             };
+            // A status the provider reported before the send was recorded moved the message
+            // further: the inbox hears where it is now.
+            let now_at = reported
+                .or_else(|| completed.reported.get(&id).copied())
+                .unwrap_or(status.status);
             if let Some((sender_id, conversation_id)) = origins.get(&id) {
                 state.publish(crate::events::LiveEvent::MessageStatus {
                     message_id: id,
                     conversation_id: *conversation_id,
                     sender_id: *sender_id,
-                    status: status.status,
+                    status: now_at,
                 });
             }
         }
@@ -597,8 +612,9 @@ impl Dispatcher {
         false
     }
 
-    /// Runs one job to its completion record; a failure to read what it needs retries it.
-    async fn run_job(&self, state: &AppState, facts: &Facts, work: Work) -> SendCompletion {
+    /// Runs one job to its completion record, with the status statuses that beat the send's
+    /// recording moved its message to; a failure to read what it needs retries it.
+    async fn run_job(&self, state: &AppState, facts: &Facts, work: Work) -> Finished {
         let Work { lease, message } = work;
         let message_id = message.as_ref().map(|m| m.id);
         let attempt = match message {
@@ -621,7 +637,7 @@ impl Dispatcher {
                 },
             },
         };
-        SendCompletion {
+        let completion = SendCompletion {
             lease,
             outcome: attempt.outcome,
             message: message_id,
@@ -629,7 +645,8 @@ impl Dispatcher {
             status: attempt.status,
             follow_ups: attempt.follow_ups,
             recorded: attempt.recorded,
-        }
+        };
+        (completion, attempt.reported)
     }
 
     async fn deliver(
@@ -771,15 +788,15 @@ impl Dispatcher {
                 // Recorded now, not with the batch: a status webhook may arrive in a moment
                 // (Twilio and Messenger echo nothing of ours to match it by), and a node that
                 // stops mid-batch must not forget what the provider has.
-                let recorded = match state
+                let (recorded, reported) = match state
                     .sends()
                     .commit((message.id, provider_id.clone(), status.clone()))
                     .await
                 {
-                    Ok(()) => true,
+                    Ok(reported) => (true, reported),
                     Err(error) => {
                         tracing::error!(?error, message = %message.id, "recording a send; kept for the batch");
-                        false
+                        (false, None)
                     }
                 };
                 Ok(Attempt {
@@ -788,6 +805,7 @@ impl Dispatcher {
                     status: Some(status),
                     follow_ups,
                     recorded,
+                    reported,
                 })
             }
             Err(SendError::Retryable {

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use switchboard_core::message::StatusEvent;
+use switchboard_core::message::{DeliveryStatus, StatusEvent};
 use switchboard_core::sender::{ProviderKind, Sender};
 use switchboard_core::{MessageId, SenderId};
 use switchboard_store::messages::{InboundRecord, OutboundRecord};
@@ -97,7 +97,8 @@ struct Inner {
     inbox: std::sync::OnceLock<GroupCommit<WebhookEvent, bool>>,
     inbound: std::sync::OnceLock<GroupCommit<InboundRecord, ()>>,
     outbound: std::sync::OnceLock<GroupCommit<OutboundRecord, ()>>,
-    sends: std::sync::OnceLock<GroupCommit<(MessageId, String, StatusEvent), ()>>,
+    sends:
+        std::sync::OnceLock<GroupCommit<(MessageId, String, StatusEvent), Option<DeliveryStatus>>>,
     /// The shared readers of what deciding a send reads.
     lookups: std::sync::OnceLock<crate::lookups::Lookups>,
     /// Live updates for open inboxes (R5.7).
@@ -386,15 +387,21 @@ impl AppState {
         })
     }
 
-    /// Records what providers accepted (message, provider id, `sent`) as sends return.
-    pub(crate) fn sends(&self) -> &GroupCommit<(MessageId, String, StatusEvent), ()> {
+    /// Records what providers accepted (message, provider id, `sent`) as sends return; answers
+    /// for each where statuses the provider reported before moved its message, if they did.
+    pub(crate) fn sends(
+        &self,
+    ) -> &GroupCommit<(MessageId, String, StatusEvent), Option<DeliveryStatus>> {
         self.inner.sends.get_or_init(|| {
             let store = self.inner.store.clone();
             GroupCommit::start(move |sends: Vec<(MessageId, String, StatusEvent)>| {
                 let store = store.clone();
                 async move {
-                    store.record_sends(&sends).await?;
-                    Ok(sends.iter().map(|_| Ok(())).collect())
+                    let reported = store.record_sends(&sends).await?;
+                    Ok(sends
+                        .iter()
+                        .map(|(id, _, _)| Ok(reported.get(id).copied()))
+                        .collect())
                 }
             })
         })

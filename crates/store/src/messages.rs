@@ -97,6 +97,16 @@ pub struct SendCompletion {
     pub recorded: bool,
 }
 
+/// What recording a batch of send attempts came to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CompletedSends {
+    /// Per completion, in order: whether its job's lease still held.
+    pub held: Vec<bool>,
+    /// The messages that statuses reported before their sends were recorded moved on, with
+    /// the status each is at now.
+    pub reported: HashMap<MessageId, DeliveryStatus>,
+}
+
 /// A message row, joined with one of its status events (or none).
 #[derive(sqlx::FromRow)]
 struct MessageEventRow {
@@ -450,10 +460,12 @@ pub(crate) use push_status_event;
 /// Applies, inside the caller's transaction, the statuses that came for these messages before
 /// their sends were recorded (see [`Store::keep_early_status`]), and forgets them. Nearly
 /// always there are none, which one read without parameters says: cheaper than looking the
-/// batch's messages up (an `IN` list is built before the first row is read).
+/// batch's messages up (an `IN` list is built before the first row is read). Evaluates to the
+/// statuses that moved a message on, in the order applied.
 macro_rules! apply_early_statuses {
     ($tx:ident, $ids:expr) => {{
         let ids: &[String] = $ids;
+        let mut moved: Vec<(String, DeliveryStatus)> = Vec::new();
         let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM early_statuses)")
             .fetch_one(&mut *$tx)
             .await?;
@@ -491,7 +503,9 @@ macro_rules! apply_early_statuses {
                     at: at(at_ms),
                     error: $crate::messages::message_error(code, provider_code, reason),
                 };
-                apply_status!($tx, &id, &event);
+                if apply_status!($tx, &id, &event) {
+                    moved.push((id.clone(), event.status));
+                }
                 claimed.push(id);
             }
             let sql = format!(
@@ -508,6 +522,7 @@ macro_rules! apply_early_statuses {
             }
             query.execute(&mut *$tx).await?;
         }
+        moved
     }};
 }
 
@@ -1473,9 +1488,9 @@ impl Store {
         &self,
         completions: &[SendCompletion],
         now: OffsetDateTime,
-    ) -> Result<Vec<bool>> {
+    ) -> Result<CompletedSends> {
         if completions.is_empty() {
-            return Ok(Vec::new());
+            return Ok(CompletedSends::default());
         }
         // Two parameters a row at most: well under both engines' limits.
         const ROWS: usize = 1000;
@@ -1486,7 +1501,8 @@ impl Store {
                 && (c.recorded || c.message.is_none())
                 && c.follow_ups.is_empty()
         };
-        let held = write_tx!(self, |tx| {
+        let completed = write_tx!(self, |tx| {
+            let mut reported = HashMap::new();
             let mut finished_together: HashSet<&str> = HashSet::new();
             let together: Vec<&SendCompletion> = completions.iter().filter(|c| simple(c)).collect();
             for chunk in together.chunks(ROWS) {
@@ -1564,7 +1580,9 @@ impl Store {
                         apply_status!(tx, &id, event);
                     }
                     if c.provider_message_id.is_some() {
-                        apply_early_statuses!(tx, std::slice::from_ref(&id));
+                        for (_, status) in apply_early_statuses!(tx, std::slice::from_ref(&id)) {
+                            reported.insert(message, status);
+                        }
                     }
                 }
                 let finished = finish_job_in!(tx, &c.lease, &c.outcome, now);
@@ -1604,22 +1622,26 @@ impl Store {
                 }
                 held.push(finished);
             }
-            held
+            CompletedSends { held, reported }
         });
-        Ok(held)
+        Ok(completed)
     }
 
     /// Records sends the providers accepted, in one transaction: each message takes its
     /// provider id (unless it has one) and moves to `sent` if that is forward. Done as soon as
     /// a send returns, so that statuses arriving at once find the message, and a node stopping
-    /// does not forget what it sent.
-    pub async fn record_sends(&self, sends: &[(MessageId, String, StatusEvent)]) -> Result<()> {
+    /// does not forget what it sent. Answers the messages that statuses reported before their
+    /// sends were recorded moved on, with the status each is at now.
+    pub async fn record_sends(
+        &self,
+        sends: &[(MessageId, String, StatusEvent)],
+    ) -> Result<HashMap<MessageId, DeliveryStatus>> {
         if sends.is_empty() {
-            return Ok(());
+            return Ok(HashMap::new());
         }
         // Three parameters a row: well under both engines' limits.
         const ROWS: usize = 1000;
-        write_tx!(self, |tx| {
+        let moved = write_tx!(self, |tx| {
             for chunk in sends.chunks(ROWS) {
                 let sql = format!(
                     "WITH v (id, provider_message_id) AS (VALUES {}) \
@@ -1696,9 +1718,13 @@ impl Store {
                 query.execute(&mut *tx).await?;
             }
             let ids: Vec<String> = sends.iter().map(|(m, _, _)| m.to_string()).collect();
-            apply_early_statuses!(tx, &ids);
+            apply_early_statuses!(tx, &ids)
         });
-        Ok(())
+        let mut reported = HashMap::new();
+        for (id, status) in moved {
+            reported.insert(parse("messages.id", &id)?, status);
+        }
+        Ok(reported)
     }
 
     /// How many messages go in `direction` with `status` (any status when `None`).

@@ -565,8 +565,9 @@ async fn send_outcomes_are_recorded_with_their_jobs(db: TestDb) {
             recorded: false,
         },
     ];
-    let held = store.complete_sends(&completions, t).await.unwrap();
-    assert_eq!(held, vec![true, true, false]);
+    let completed = store.complete_sends(&completions, t).await.unwrap();
+    assert_eq!(completed.held, vec![true, true, false]);
+    assert!(completed.reported.is_empty());
     // What follows a send is enqueued with it, unless another worker holds the job now.
     let followed: Vec<String> = store
         .queued_jobs("sandbox")
@@ -937,7 +938,7 @@ async fn a_status_before_its_send_is_applied_as_the_send_is_recorded(db: TestDb)
         .await
         .unwrap();
 
-    store
+    let reported = store
         .record_sends(&[
             (
                 messages[0].id,
@@ -952,6 +953,11 @@ async fn a_status_before_its_send_is_applied_as_the_send_is_recorded(db: TestDb)
         ])
         .await
         .unwrap();
+    // What the kept statuses moved is answered, for the inbox to hear of it.
+    assert_eq!(
+        reported,
+        std::collections::HashMap::from([(messages[0].id, DeliveryStatus::Read)])
+    );
     let first = store.get_message(messages[0].id).await.unwrap();
     assert_eq!(first.status, DeliveryStatus::Read);
     let timeline: Vec<DeliveryStatus> = first.status_history.iter().map(|e| e.status).collect();
@@ -967,7 +973,7 @@ async fn a_status_before_its_send_is_applied_as_the_send_is_recorded(db: TestDb)
     let second = store.get_message(messages[1].id).await.unwrap();
     assert_eq!(second.status, DeliveryStatus::Sent);
     // Applied once: recording the sends again changes nothing.
-    store
+    let again = store
         .record_sends(&[(
             messages[0].id,
             "P1".to_owned(),
@@ -975,6 +981,7 @@ async fn a_status_before_its_send_is_applied_as_the_send_is_recorded(db: TestDb)
         )])
         .await
         .unwrap();
+    assert!(again.is_empty());
     assert_eq!(
         store
             .get_message(messages[0].id)

@@ -486,7 +486,11 @@ async fn an_agent_starting_a_conversation_holds_it(db: TestDb) {
 both_backends!(an_agent_starting_a_conversation_holds_it);
 
 /// Reads server-sent events until one named `name` arrives; answers its data.
-async fn next_event(stream: &mut reqwest::Response, buffer: &mut String, name: &str) -> Value {
+pub(crate) async fn next_event(
+    stream: &mut reqwest::Response,
+    buffer: &mut String,
+    name: &str,
+) -> Value {
     loop {
         while let Some(end) = buffer.find("\n\n") {
             let frame: String = buffer.drain(..end + 2).collect();

@@ -8,6 +8,7 @@ use switchboard_testkit::fakes::{GraphEndpoint, SentGraphMessage};
 use switchboard_testkit::{both_backends, FakeGraph, FakeTwilio, Reply, TestDb};
 use time::{Duration, OffsetDateTime};
 
+use crate::conversations::next_event;
 use crate::helpers::TestApp;
 
 const PHONE_NUMBER_ID: &str = "106540352242922";
@@ -387,7 +388,7 @@ async fn twilio_request_bodies_are_exact(db: TestDb) {
 
 /// Twilio's status callback can beat its answer to the send: the status, for a message not
 /// yet known by that id, is kept and applied as the send is recorded, so the message still
-/// ends delivered.
+/// ends delivered, and the inbox hears so.
 async fn a_twilio_status_before_the_answer_to_its_send_is_kept(db: TestDb) {
     let app = TestApp::spawn_with_public_url(db, PUBLIC_URL).await;
     let account_sid = format!("AC{}", "b".repeat(32));
@@ -406,6 +407,14 @@ async fn a_twilio_status_before_the_answer_to_its_send_is_kept(db: TestDb) {
     let grace = app
         .customer_wrote(&number, "+442079460958", Duration::minutes(5))
         .await;
+    let mut events = app
+        .client
+        .get(format!("{}/api/v1/events/stream", app.base))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
     // Twilio takes the send at once and answers it late.
     fake.set_delay(Some(std::time::Duration::from_secs(5)));
     let text = send(
@@ -438,6 +447,15 @@ async fn a_twilio_status_before_the_answer_to_its_send_is_kept(db: TestDb) {
 
     let done = app.message_with_status(&text, "delivered").await;
     assert_eq!(done["provider_message_id"], sms.sid.as_str());
+    // Its one status event says where it is now, not the `sent` the send itself came to.
+    let mut buffer = String::new();
+    let status = loop {
+        let event = next_event(&mut events, &mut buffer, "message.status").await;
+        if event["message_id"] == text.as_str() {
+            break event;
+        }
+    };
+    assert_eq!(status["status"], "delivered");
 }
 
 /// The fake's signed webhooks: statuses for what it accepted, echoing our id, move a message
