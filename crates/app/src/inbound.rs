@@ -229,7 +229,7 @@ impl Known {
         sender: SenderId,
         contacts: &[ContactId],
     ) -> Result<()> {
-        for (contact, conversation) in state
+        for (contact, conversation, _) in state
             .store()
             .conversations_with(sender, contacts)
             .await

@@ -28,10 +28,11 @@ pub(crate) struct Lookups {
     tokens: GroupCommit<String, Option<ApiToken>>,
     contacts: GroupCommit<Addresses, Option<Contact>>,
     senders: GroupCommit<SenderId, Option<Sender>>,
-    last_inbound: GroupCommit<Pair, Option<OffsetDateTime>>,
     consent: GroupCommit<(ContactId, Channel), Vec<ConsentEvent>>,
     templates: GroupCommit<SenderId, Vec<Template>>,
-    conversations: GroupCommit<Pair, Option<ConversationId>>,
+    /// A contact's conversation with a sender and when the customer last wrote in it: one
+    /// row, read once for the send's window and for its conversation.
+    conversations: GroupCommit<Pair, Option<(ConversationId, Option<OffsetDateTime>)>>,
 }
 
 /// Starts a reader: `read` answers for the distinct keys of a batch; a key it leaves out
@@ -127,15 +128,6 @@ impl Lookups {
                     .map(|s| (s.id, Some(s)))
                     .collect())
             }),
-            last_inbound: reader(store, |store, pairs: Vec<Pair>| async move {
-                let mut found = HashMap::new();
-                for (sender, contacts) in by_second(&pairs) {
-                    for (contact, at) in store.last_inbound_among(sender, &contacts).await? {
-                        found.insert((contact, sender), Some(at));
-                    }
-                }
-                Ok(found)
-            }),
             consent: reader(store, |store, keys: Vec<(ContactId, Channel)>| async move {
                 let mut found: HashMap<(ContactId, Channel), Vec<ConsentEvent>> = HashMap::new();
                 for (channel, contacts) in by_second(&keys) {
@@ -158,10 +150,10 @@ impl Lookups {
             conversations: reader(store, |store, pairs: Vec<Pair>| async move {
                 let mut found = HashMap::new();
                 for (sender, contacts) in by_second(&pairs) {
-                    for (contact, conversation) in
+                    for (contact, conversation, last_inbound) in
                         store.conversations_with(sender, &contacts).await?
                     {
-                        found.insert((contact, sender), Some(conversation));
+                        found.insert((contact, sender), Some((conversation, last_inbound)));
                     }
                 }
                 Ok(found)
@@ -195,15 +187,6 @@ impl Lookups {
         self.senders.commit(id).await?.ok_or(StoreError::NotFound)
     }
 
-    /// When the contact last wrote to the sender: see `Store::last_inbound_at`.
-    pub(crate) async fn last_inbound_at(
-        &self,
-        contact: ContactId,
-        sender: SenderId,
-    ) -> Result<Option<OffsetDateTime>, StoreError> {
-        self.last_inbound.commit((contact, sender)).await
-    }
-
     /// The contact's consent ledger on the channel, oldest first.
     pub(crate) async fn consent_events(
         &self,
@@ -220,12 +203,13 @@ impl Lookups {
         self.templates.commit(sender).await
     }
 
-    /// The conversation between the contact and the sender, if they have one.
+    /// The conversation between the contact and the sender, if they have one, with when the
+    /// contact last wrote in it (see `Store::last_inbound_at`).
     pub(crate) async fn conversation(
         &self,
         contact: ContactId,
         sender: SenderId,
-    ) -> Result<Option<ConversationId>, StoreError> {
+    ) -> Result<Option<(ConversationId, Option<OffsetDateTime>)>, StoreError> {
         self.conversations.commit((contact, sender)).await
     }
 }
@@ -287,13 +271,13 @@ mod tests {
             tokio::join!(lookups.sender(sender.id), lookups.sender(SenderId::new()));
         assert_eq!(known.unwrap(), sender);
         assert!(matches!(missing, Err(StoreError::NotFound)));
-        let windows = futures_util::future::join_all(
+        let conversations = futures_util::future::join_all(
             contacts
                 .iter()
-                .map(|c| lookups.last_inbound_at(c.id, sender.id)),
+                .map(|c| lookups.conversation(c.id, sender.id)),
         )
         .await;
-        assert!(windows.into_iter().all(|w| w.unwrap().is_none()));
+        assert!(conversations.into_iter().all(|c| c.unwrap().is_none()));
     }
 
     switchboard_testkit::both_backends!(reads_asked_together_each_get_their_own_answer);

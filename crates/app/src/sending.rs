@@ -551,23 +551,25 @@ async fn load_facts(state: &AppState, who: Sender<'_>, input: &SendInput) -> Res
     };
     let (recipient, templates) = match &contact {
         Some(c) => {
-            let (last, events, conversation, templates) = tokio::join!(
-                lookups.last_inbound_at(c.id, sender.id),
-                lookups.consent_events(c.id, sender.channel),
+            let (conversation, events, templates) = tokio::join!(
                 lookups.conversation(c.id, sender.id),
+                lookups.consent_events(c.id, sender.channel),
                 templates,
             );
             let status = events.map(|events| current_status(&events, sender.channel));
-            ((last, status, conversation), templates)
+            ((conversation, status), templates)
         }
-        None => (
-            (Ok(None), Ok(ConsentStatus::None), Ok(None)),
-            templates.await,
-        ),
+        None => ((Ok(None), Ok(ConsentStatus::None)), templates.await),
     };
-    let (last_inbound_at, consent, conversation) = match recipient {
-        (Ok(last), Ok(consent), Ok(conversation)) => (last, consent, conversation),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(AppError::Internal(e)),
+    let ((conversation, last_inbound_at), consent) = match recipient {
+        (Ok(conversation), Ok(consent)) => (
+            (
+                conversation.map(|(id, _)| id),
+                conversation.and_then(|(_, at)| at),
+            ),
+            consent,
+        ),
+        (Err(e), _) | (_, Err(e)) => return Err(AppError::Internal(e)),
     };
     let templates = templates.map_err(AppError::Internal)?;
     let now = state.now();

@@ -329,20 +329,22 @@ impl Store {
         Ok(())
     }
 
-    /// The conversations of these contacts with this sender, by contact, in one read.
+    /// The conversations of these contacts with this sender, by contact, each with when its
+    /// customer last wrote (the customer-service window), in one read.
     pub async fn conversations_with(
         &self,
         sender: SenderId,
         contacts: &[ContactId],
-    ) -> Result<Vec<(ContactId, ConversationId)>> {
+    ) -> Result<Vec<(ContactId, ConversationId, Option<OffsetDateTime>)>> {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT contact_id, id FROM conversations WHERE sender_id = $1 AND contact_id IN ({})",
+            "SELECT contact_id, id, last_inbound_at FROM conversations \
+             WHERE sender_id = $1 AND contact_id IN ({})",
             crate::rows::placeholders(2, contacts.len())
         );
-        let rows: Vec<(String, String)> = read_pool!(self, |db| {
+        let rows: Vec<(String, String, Option<i64>)> = read_pool!(self, |db| {
             let sql = crate::rows::sql_for(db, sql);
             let mut query = sqlx::query_as(&sql).bind(sender.to_string());
             for contact in contacts {
@@ -351,10 +353,11 @@ impl Store {
             query.fetch_all(db).await?
         });
         rows.into_iter()
-            .map(|(contact, id)| {
+            .map(|(contact, id, last_inbound)| {
                 Ok((
                     parse("conversations.contact_id", &contact)?,
                     parse("conversations.id", &id)?,
+                    last_inbound.map(crate::rows::at),
                 ))
             })
             .collect()

@@ -428,7 +428,7 @@ async fn a_batch_finds_its_writers_at_once(db: TestDb) {
         .conversations_with(wa.id, &[by_phone.id, by_bsuid.id])
         .await
         .unwrap();
-    assert_eq!(pairs, vec![(by_phone.id, conversation)]);
+    assert_eq!(pairs, vec![(by_phone.id, conversation, None)]);
     // No campaign has reached anyone: nobody can be answering one.
     assert!(store
         .contacts_in_interactions(wa.id, &[by_phone.id, by_bsuid.id])
