@@ -912,31 +912,26 @@ async fn a_status_before_its_send_is_applied_as_the_send_is_recorded(db: TestDb)
         at: t + Duration::seconds(seconds),
         error: None,
     };
-    let channel = sender.channel;
-    for _ in 0..2 {
+    // P1's `delivered` comes twice, then its `read`; P2's was kept two hours ago, and keeping
+    // P3's afterwards forgets it.
+    let kept = [
+        ("P1", DeliveryStatus::Delivered, 1, t),
+        ("P1", DeliveryStatus::Delivered, 1, t),
+        ("P1", DeliveryStatus::Read, 2, t),
+        ("P2", DeliveryStatus::Delivered, 1, t - Duration::hours(2)),
+        ("P3", DeliveryStatus::Delivered, 1, t),
+    ];
+    for (provider_id, status, seconds, kept_at) in kept {
         store
-            .keep_early_status(channel, "P1", &event(DeliveryStatus::Delivered, 1), t)
+            .keep_early_status(
+                sender.channel,
+                provider_id,
+                &event(status, seconds),
+                kept_at,
+            )
             .await
             .unwrap();
     }
-    store
-        .keep_early_status(channel, "P1", &event(DeliveryStatus::Read, 2), t)
-        .await
-        .unwrap();
-    store
-        .keep_early_status(
-            channel,
-            "P2",
-            &event(DeliveryStatus::Delivered, 1),
-            t - Duration::hours(2),
-        )
-        .await
-        .unwrap();
-    // Keeping another forgets the one kept two hours ago.
-    store
-        .keep_early_status(channel, "P3", &event(DeliveryStatus::Delivered, 1), t)
-        .await
-        .unwrap();
 
     let reported = store
         .record_sends(&[
