@@ -765,19 +765,20 @@ impl Store {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT DISTINCT r.contact_id FROM campaign_recipients r \
-             JOIN campaigns c ON c.id = r.campaign_id \
-             WHERE c.sender_id = $1 AND r.state IN ('queued', 'pending', 'retry') \
-             AND r.contact_id IN ({})",
-            crate::rows::placeholders(2, contacts.len())
-        );
+        let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<(String,)> = read_pool!(self, |db| {
-            let mut query = sqlx::query_as(&sql).bind(sender.to_string());
-            for contact in contacts {
-                query = query.bind(contact.to_string());
-            }
-            query.fetch_all(db).await?
+            let (list, _) = crate::bulk::in_list(db, 2, contacts.len(), false);
+            let sql = format!(
+                "SELECT DISTINCT r.contact_id FROM campaign_recipients r \
+                 JOIN campaigns c ON c.id = r.campaign_id \
+                 WHERE c.sender_id = $1 AND r.state IN ('queued', 'pending', 'retry') \
+                 AND r.contact_id {list}"
+            );
+            let sql = crate::rows::sql_for(db, sql);
+            let query = sqlx::query_as(&sql).bind(sender.to_string());
+            crate::bulk::bind_list(db, query, contacts.clone())
+                .fetch_all(db)
+                .await?
         });
         rows.into_iter()
             .map(|(c,)| parse("campaign_recipients.contact_id", &c))

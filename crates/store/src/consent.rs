@@ -71,18 +71,18 @@ impl Store {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT id, contact_id, channel, status, source, evidence, actor, at \
-             FROM consent_events WHERE channel = $1 AND contact_id IN ({}) ORDER BY at, id",
-            crate::rows::placeholders(2, contacts.len())
-        );
+        let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<ConsentRow> = read_pool!(self, |db| {
+            let (list, _) = crate::bulk::in_list(db, 2, contacts.len(), false);
+            let sql = format!(
+                "SELECT id, contact_id, channel, status, source, evidence, actor, at \
+                 FROM consent_events WHERE channel = $1 AND contact_id {list} ORDER BY at, id"
+            );
             let sql = crate::rows::sql_for(db, sql);
-            let mut query = sqlx::query_as(&sql).bind(channel.as_str());
-            for c in contacts {
-                query = query.bind(c.to_string());
-            }
-            query.fetch_all(db).await?
+            let query = sqlx::query_as(&sql).bind(channel.as_str());
+            crate::bulk::bind_list(db, query, contacts.clone())
+                .fetch_all(db)
+                .await?
         });
         rows.into_iter().map(ConsentRow::into_event).collect()
     }

@@ -235,16 +235,14 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT {COLUMNS} FROM contacts WHERE id IN ({})",
-            crate::rows::placeholders(1, ids.len())
-        );
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let rows: Vec<ContactRow> = read_pool!(self, |db| {
-            let mut query = sqlx::query_as(&sql);
-            for id in ids {
-                query = query.bind(id.to_string());
-            }
-            query.fetch_all(db).await?
+            let (list, _) = crate::bulk::in_list(db, 1, ids.len(), false);
+            let sql = format!("SELECT {COLUMNS} FROM contacts WHERE id {list}");
+            let sql = crate::rows::sql_for(db, sql);
+            crate::bulk::bind_list(db, sqlx::query_as(&sql), ids.clone())
+                .fetch_all(db)
+                .await?
         });
         rows.into_iter().map(ContactRow::into_contact).collect()
     }
@@ -257,37 +255,34 @@ impl Store {
         whatsapp_user_ids: &[&str],
         messenger_psids: &[&str],
     ) -> Result<Vec<Contact>> {
-        let mut terms = Vec::new();
-        let mut next = 1;
-        for (column, values) in [
+        let lists: Vec<(&str, Vec<String>)> = [
             ("phone", phones),
             ("whatsapp_user_id", whatsapp_user_ids),
             ("messenger_psid", messenger_psids),
-        ] {
-            if !values.is_empty() {
-                terms.push(format!(
-                    "SELECT id FROM contacts WHERE {column} IN ({})",
-                    crate::rows::placeholders(next, values.len())
-                ));
-                next += values.len();
-            }
-        }
-        if terms.is_empty() {
+        ]
+        .into_iter()
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(column, values)| (column, values.iter().map(|v| (*v).to_owned()).collect()))
+        .collect();
+        if lists.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT {COLUMNS} FROM contacts WHERE id IN ({})",
-            terms.join(" UNION ALL ")
-        );
         let rows: Vec<ContactRow> = read_pool!(self, |db| {
+            let mut terms = Vec::new();
+            let mut next = 1;
+            for (column, values) in &lists {
+                let (list, after) = crate::bulk::in_list(db, next, values.len(), false);
+                terms.push(format!("SELECT id FROM contacts WHERE {column} {list}"));
+                next = after;
+            }
+            let sql = format!(
+                "SELECT {COLUMNS} FROM contacts WHERE id IN ({})",
+                terms.join(" UNION ALL ")
+            );
             let sql = crate::rows::sql_for(db, sql);
             let mut query = sqlx::query_as(&sql);
-            for value in phones
-                .iter()
-                .chain(whatsapp_user_ids)
-                .chain(messenger_psids)
-            {
-                query = query.bind(*value);
+            for (_, values) in &lists {
+                query = crate::bulk::bind_list(db, query, values.clone());
             }
             query.fetch_all(db).await?
         });

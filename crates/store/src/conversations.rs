@@ -339,18 +339,18 @@ impl Store {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT contact_id, id, last_inbound_at FROM conversations \
-             WHERE sender_id = $1 AND contact_id IN ({})",
-            crate::rows::placeholders(2, contacts.len())
-        );
+        let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<(String, String, Option<i64>)> = read_pool!(self, |db| {
+            let (list, _) = crate::bulk::in_list(db, 2, contacts.len(), false);
+            let sql = format!(
+                "SELECT contact_id, id, last_inbound_at FROM conversations \
+                 WHERE sender_id = $1 AND contact_id {list}"
+            );
             let sql = crate::rows::sql_for(db, sql);
-            let mut query = sqlx::query_as(&sql).bind(sender.to_string());
-            for contact in contacts {
-                query = query.bind(contact.to_string());
-            }
-            query.fetch_all(db).await?
+            let query = sqlx::query_as(&sql).bind(sender.to_string());
+            crate::bulk::bind_list(db, query, contacts.clone())
+                .fetch_all(db)
+                .await?
         });
         rows.into_iter()
             .map(|(contact, id, last_inbound)| {

@@ -61,31 +61,51 @@ macro_rules! insert_decision_rows {
         const ROWS: usize = 500;
         let records: &[&$crate::decisions::DecisionRecord] = $records;
         for chunk in records.chunks(ROWS) {
+            use $crate::bulk::Kind;
+            const KINDS: [Kind; 14] = [
+                Kind::Text,
+                Kind::Int,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Bool,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Bool,
+                Kind::Json,
+                Kind::Json,
+            ];
+            let mut rows = $crate::bulk::Rows::with_capacity(&KINDS, chunk.len());
+            for record in chunk {
+                rows.push([
+                    record.id.as_str().into(),
+                    $crate::rows::ms(record.at).into(),
+                    record.actor.as_str().into(),
+                    record.sender_id.clone().into(),
+                    record.contact_id.clone().into(),
+                    record.channel.clone().into(),
+                    record.allowed.into(),
+                    record.code.clone().into(),
+                    record.reason.clone().into(),
+                    record.kind.clone().into(),
+                    record.message_id.clone().into(),
+                    record.dry_run.into(),
+                    record.request.to_string().into(),
+                    record.facts.to_string().into(),
+                ]);
+            }
             let sql = format!(
                 "INSERT INTO policy_decisions (id, at, actor, sender_id, contact_id, channel, \
-                 allowed, code, reason, kind, message_id, dry_run, request, facts) VALUES {}",
-                $crate::rows::tuples(chunk.len(), 14)
+                 allowed, code, reason, kind, message_id, dry_run, request, facts) {}",
+                $crate::bulk::source(&*$tx, &rows, 1)
             );
             let sql = $crate::rows::sql_for(&*$tx, sql);
-            let mut query = sqlx::query(&sql);
-            for record in chunk {
-                query = query
-                    .bind(&record.id)
-                    .bind($crate::rows::ms(record.at))
-                    .bind(&record.actor)
-                    .bind(&record.sender_id)
-                    .bind(&record.contact_id)
-                    .bind(&record.channel)
-                    .bind(record.allowed)
-                    .bind(&record.code)
-                    .bind(&record.reason)
-                    .bind(&record.kind)
-                    .bind(&record.message_id)
-                    .bind(record.dry_run)
-                    .bind(sqlx::types::Json(&record.request))
-                    .bind(sqlx::types::Json(&record.facts));
-            }
-            query.execute(&mut *$tx).await?;
+            $crate::bulk::bind(&*$tx, sqlx::query(&sql), rows)
+                .execute(&mut *$tx)
+                .await?;
         }
     }};
 }

@@ -153,31 +153,50 @@ pub(crate) use insert_job;
 /// Inserts many jobs with a few statements inside the caller's transaction.
 macro_rules! insert_job_rows {
     ($tx:ident, $jobs:expr, $now:expr) => {{
-        // Nine parameters a job: well under both engines' limits.
+        // Eleven parameters a job: well under both engines' limits.
         const ROWS: usize = 1000;
         let jobs: &[&$crate::jobs::NewJob] = $jobs;
         let now = $crate::rows::ms($now);
         for chunk in jobs.chunks(ROWS) {
+            use $crate::bulk::Kind;
+            const KINDS: [Kind; 11] = [
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Json,
+                Kind::Text,
+                Kind::Text,
+                Kind::Int,
+                Kind::Int,
+                Kind::Int,
+                Kind::Int,
+                Kind::Int,
+            ];
+            let mut rows = $crate::bulk::Rows::with_capacity(&KINDS, chunk.len());
+            for job in chunk {
+                rows.push([
+                    job.id.as_str().into(),
+                    job.queue.as_str().into(),
+                    job.kind.as_str().into(),
+                    job.payload.to_string().into(),
+                    job.dedupe_key.clone().into(),
+                    "queued".into(),
+                    0_i64.into(),
+                    $crate::rows::ms(job.run_at).into(),
+                    job.expires_at.map($crate::rows::ms).into(),
+                    now.into(),
+                    now.into(),
+                ]);
+            }
             let sql = format!(
                 "INSERT INTO jobs (id, queue, kind, payload, dedupe_key, status, attempt, \
-                 run_at, expires_at, created_at, updated_at) VALUES {}",
-                $crate::rows::rows_like(chunk.len(), "(?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)")
+                 run_at, expires_at, created_at, updated_at) {}",
+                $crate::bulk::source(&*$tx, &rows, 1)
             );
             let sql = $crate::rows::sql_for(&*$tx, sql);
-            let mut query = sqlx::query(&sql);
-            for job in chunk {
-                query = query
-                    .bind(&job.id)
-                    .bind(&job.queue)
-                    .bind(&job.kind)
-                    .bind(sqlx::types::Json(&job.payload))
-                    .bind(&job.dedupe_key)
-                    .bind($crate::rows::ms(job.run_at))
-                    .bind(job.expires_at.map($crate::rows::ms))
-                    .bind(now)
-                    .bind(now);
-            }
-            query.execute(&mut *$tx).await?;
+            $crate::bulk::bind(&*$tx, sqlx::query(&sql), rows)
+                .execute(&mut *$tx)
+                .await?;
         }
     }};
 }

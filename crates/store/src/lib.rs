@@ -8,6 +8,7 @@
 mod error;
 #[macro_use]
 mod macros;
+mod bulk;
 mod rows;
 
 pub mod campaigns;

@@ -275,42 +275,53 @@ macro_rules! insert_message_rows {
         let messages: &[&Message] = $messages;
         let mut inserted: std::collections::HashSet<String> = std::collections::HashSet::new();
         for chunk in messages.chunks(ROWS) {
-            let sql = format!(
-                "INSERT INTO messages ({}) VALUES {} \
-                 ON CONFLICT (channel, provider_message_id) DO NOTHING",
-                $crate::messages::message_columns!(),
-                $crate::rows::tuples(chunk.len(), 23)
-            );
-            let sql = $crate::rows::sql_for(&*$tx, sql);
-            let mut query = sqlx::query(&sql);
+            use $crate::bulk::{Cell, Kind};
+            const KINDS: [Kind; 23] = [
+                Kind::Text, Kind::Text, Kind::Text, Kind::Text, Kind::Text, Kind::Text,
+                Kind::Text, Kind::Json, Kind::Json, Kind::Text, Kind::Text, Kind::Text,
+                Kind::Text, Kind::Text, Kind::Text, Kind::Int, Kind::Text, Kind::Bool,
+                Kind::Bool, Kind::Int, Kind::Text, Kind::Int, Kind::Int,
+            ];
+            let json = |v: Option<String>| v.map(Cell::from).unwrap_or(Cell::Text(None));
+            let mut rows = $crate::bulk::Rows::with_capacity(&KINDS, chunk.len());
             for m in chunk {
                 let error = m.error.as_ref();
-                query = query
-                    .bind(m.id.to_string())
-                    .bind(m.direction.as_str())
-                    .bind(m.channel.as_str())
-                    .bind(m.sender_id.to_string())
-                    .bind(m.contact_id.to_string())
-                    .bind(m.conversation_id.map(|c| c.to_string()))
-                    .bind(&m.text)
-                    .bind(m.template.as_ref().map(sqlx::types::Json))
-                    .bind(m.media.as_ref().map(sqlx::types::Json))
-                    .bind(m.channel_template_type.as_str())
-                    .bind(m.status.as_str())
-                    .bind(&m.provider_message_id)
-                    .bind(error.map(|e| e.code.as_str()))
-                    .bind(error.and_then(|e| e.provider_code.as_deref()))
-                    .bind(error.map(|e| e.reason.as_str()))
-                    .bind(m.provider_timestamp.map($crate::rows::ms))
-                    .bind(m.tag.map(|t| $crate::rows::enum_text(&t)))
-                    .bind(m.business_initiated)
-                    .bind(m.redacted)
-                    .bind(m.send_at.map($crate::rows::ms))
-                    .bind(&m.actor)
-                    .bind($crate::rows::ms(m.created_at))
-                    .bind($crate::rows::ms(m.updated_at));
+                rows.push([
+                    m.id.to_string().into(),
+                    m.direction.as_str().into(),
+                    m.channel.as_str().into(),
+                    m.sender_id.to_string().into(),
+                    m.contact_id.to_string().into(),
+                    m.conversation_id.map(|c| c.to_string()).into(),
+                    m.text.clone().into(),
+                    json(m.template.as_ref().and_then(|t| serde_json::to_string(t).ok())),
+                    json(m.media.as_ref().and_then(|t| serde_json::to_string(t).ok())),
+                    m.channel_template_type.as_str().into(),
+                    m.status.as_str().into(),
+                    m.provider_message_id.clone().into(),
+                    error.map(|e| e.code.as_str()).into(),
+                    error.and_then(|e| e.provider_code.as_deref()).into(),
+                    error.map(|e| e.reason.as_str()).into(),
+                    m.provider_timestamp.map($crate::rows::ms).into(),
+                    m.tag.map(|t| $crate::rows::enum_text(&t)).into(),
+                    m.business_initiated.into(),
+                    m.redacted.into(),
+                    m.send_at.map($crate::rows::ms).into(),
+                    m.actor.clone().into(),
+                    $crate::rows::ms(m.created_at).into(),
+                    $crate::rows::ms(m.updated_at).into(),
+                ]);
             }
-            let count = query.execute(&mut *$tx).await?.rows_affected();
+            let sql = format!(
+                "INSERT INTO messages ({}) {} ON CONFLICT (channel, provider_message_id) DO NOTHING",
+                $crate::messages::message_columns!(),
+                $crate::bulk::source(&*$tx, &rows, 1)
+            );
+            let sql = $crate::rows::sql_for(&*$tx, sql);
+            let count = $crate::bulk::bind(&*$tx, sqlx::query(&sql), rows)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
             // Nearly always all of them are new; only when some were not (a webhook delivered
             // twice) is it worth asking which, rather than having every id returned.
             if count == chunk.len() as u64 {
@@ -341,25 +352,32 @@ macro_rules! insert_message_rows {
             })
             .collect();
         for chunk in events.chunks(ROWS) {
-            let sql = format!(
-                "INSERT INTO message_status_events (message_id, seq, status, at, error_code, \
-                 error_provider_code, error_reason) VALUES {}",
-                $crate::rows::tuples(chunk.len(), 7)
-            );
-            let sql = $crate::rows::sql_for(&*$tx, sql);
-            let mut query = sqlx::query(&sql);
+            use $crate::bulk::Kind;
+            const KINDS: [Kind; 7] = [
+                Kind::Text, Kind::Int, Kind::Text, Kind::Int, Kind::Text, Kind::Text, Kind::Text,
+            ];
+            let mut rows = $crate::bulk::Rows::with_capacity(&KINDS, chunk.len());
             for (id, seq, event) in chunk {
                 let error = event.error.as_ref();
-                query = query
-                    .bind(id)
-                    .bind(seq)
-                    .bind(event.status.as_str())
-                    .bind($crate::rows::ms(event.at))
-                    .bind(error.map(|e| e.code.as_str()))
-                    .bind(error.and_then(|e| e.provider_code.as_deref()))
-                    .bind(error.map(|e| e.reason.as_str()));
+                rows.push([
+                    id.clone().into(),
+                    (*seq).into(),
+                    event.status.as_str().into(),
+                    $crate::rows::ms(event.at).into(),
+                    error.map(|e| e.code.as_str()).into(),
+                    error.and_then(|e| e.provider_code.as_deref()).into(),
+                    error.map(|e| e.reason.as_str()).into(),
+                ]);
             }
-            query.execute(&mut *$tx).await?;
+            let sql = format!(
+                "INSERT INTO message_status_events (message_id, seq, status, at, error_code, \
+                 error_provider_code, error_reason) {}",
+                $crate::bulk::source(&*$tx, &rows, 1)
+            );
+            let sql = $crate::rows::sql_for(&*$tx, sql);
+            $crate::bulk::bind(&*$tx, sqlx::query(&sql), rows)
+                .execute(&mut *$tx)
+                .await?;
         }
         inserted
     }};
@@ -591,14 +609,11 @@ macro_rules! lock_conversations {
         ids.sort_unstable();
         ids.dedup();
         for chunk in ids.chunks(ROWS) {
+            let (list, _) = $crate::bulk::in_list(&*$tx, 1, chunk.len(), false);
             let sql = format!(
-                "SELECT id FROM conversations WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
-                $crate::rows::placeholders(1, chunk.len())
+                "SELECT id FROM conversations WHERE id {list} ORDER BY id FOR NO KEY UPDATE"
             );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
+            let query = $crate::bulk::bind_list(&*$tx, sqlx::query(&sql), chunk.to_vec());
             query.execute(&mut *$tx).await?;
         }
     }};
@@ -1002,26 +1017,31 @@ impl Store {
                 insert_decision_rows!(tx, &decisions);
                 let touched = answered_conversations(&messages);
                 for chunk in touched.chunks(ROWS) {
+                    use crate::bulk::Kind;
+                    const KINDS: [Kind; 4] = [Kind::Text, Kind::Int, Kind::Text, Kind::Bool];
+                    let mut rows = crate::bulk::Rows::with_capacity(&KINDS, chunk.len());
+                    for (id, at, preview, answers) in chunk {
+                        rows.push([
+                            id.to_string().into(),
+                            ms(*at).into(),
+                            preview.clone().into(),
+                            (*answers).into(),
+                        ]);
+                    }
                     let sql = format!(
-                        "WITH v (id, at, preview, answers) AS (VALUES {}) \
+                        "WITH v (id, at, preview, answers) AS ({}) \
                          UPDATE conversations SET last_message_at = v.at, activity_at = v.at, \
                          updated_at = v.at, preview = v.preview, \
                          preview_direction = 'outbound', \
                          waiting_since = CASE WHEN v.answers THEN NULL \
                            ELSE conversations.waiting_since END \
                          FROM v WHERE conversations.id = v.id",
-                        crate::rows::tuples(chunk.len(), 4)
+                        crate::bulk::source(&*tx, &rows, 1)
                     );
                     let sql = crate::rows::sql_for(&*tx, sql);
-                    let mut query = sqlx::query(&sql);
-                    for (id, at, preview, answers) in chunk {
-                        query = query
-                            .bind(id.to_string())
-                            .bind(ms(*at))
-                            .bind(preview)
-                            .bind(*answers);
-                    }
-                    query.execute(&mut *tx).await?;
+                    crate::bulk::bind(&*tx, sqlx::query(&sql), rows)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             let mut results = Vec::with_capacity(careful.len());
@@ -1190,27 +1210,51 @@ impl Store {
                 .collect();
             let touched = touched_conversations(&fresh);
             for chunk in touched.chunks(ROWS) {
+                use crate::bulk::{Kind, Rows};
+                const EVENTS: [Kind; 3] = [Kind::Text, Kind::Text, Kind::Int];
+                const ACTIVITY: [Kind; 6] = [
+                    Kind::Text,
+                    Kind::Int,
+                    Kind::Int,
+                    Kind::Int,
+                    Kind::Int,
+                    Kind::Text,
+                ];
+                let mut events = Rows::with_capacity(&EVENTS, chunk.len());
+                let mut activity = Rows::with_capacity(&ACTIVITY, chunk.len());
+                for t in chunk {
+                    events.push([
+                        switchboard_core::ConversationEventId::new()
+                            .to_string()
+                            .into(),
+                        t.id.to_string().into(),
+                        ms(t.first_at).into(),
+                    ]);
+                    activity.push([
+                        t.id.to_string().into(),
+                        ms(t.first_at).into(),
+                        ms(t.last_at).into(),
+                        ms(t.sent_at).into(),
+                        t.count.into(),
+                        t.preview.clone().into(),
+                    ]);
+                }
                 // A customer's message reopens a closed conversation (R5.2), and that move is
                 // part of its history like any other.
                 let sql = format!(
-                    "WITH v (event_id, conversation_id, at) AS (VALUES {}) \
+                    "WITH v (event_id, conversation_id, at) AS ({}) \
                      INSERT INTO conversation_events (id, conversation_id, action, from_state, \
                      to_state, assignee_id, actor, at) SELECT v.event_id, c.id, 'reopened', \
                      'closed', 'unclaimed', NULL, 'contact', v.at FROM v \
                      JOIN conversations c ON c.id = v.conversation_id WHERE c.state = 'closed'",
-                    crate::rows::tuples(chunk.len(), 3)
+                    crate::bulk::source(&*tx, &events, 1)
                 );
                 let sql = crate::rows::sql_for(&*tx, sql);
-                let mut query = sqlx::query(&sql);
-                for t in chunk {
-                    query = query
-                        .bind(switchboard_core::ConversationEventId::new().to_string())
-                        .bind(t.id.to_string())
-                        .bind(ms(t.first_at));
-                }
-                query.execute(&mut *tx).await?;
+                crate::bulk::bind(&*tx, sqlx::query(&sql), events)
+                    .execute(&mut *tx)
+                    .await?;
                 let sql = format!(
-                    "WITH v (id, first_at, last_at, sent_at, n, preview) AS (VALUES {}) \
+                    "WITH v (id, first_at, last_at, sent_at, n, preview) AS ({}) \
                      UPDATE conversations SET last_message_at = v.last_at, \
                      activity_at = v.last_at, \
                      last_inbound_at = CASE WHEN conversations.last_inbound_at IS NULL \
@@ -1225,20 +1269,12 @@ impl Store {
                      unread_count = conversations.unread_count + v.n, \
                      preview = v.preview, preview_direction = 'inbound', \
                      updated_at = v.last_at FROM v WHERE conversations.id = v.id",
-                    crate::rows::tuples(chunk.len(), 6)
+                    crate::bulk::source(&*tx, &activity, 1)
                 );
                 let sql = crate::rows::sql_for(&*tx, sql);
-                let mut query = sqlx::query(&sql);
-                for t in chunk {
-                    query = query
-                        .bind(t.id.to_string())
-                        .bind(ms(t.first_at))
-                        .bind(ms(t.last_at))
-                        .bind(ms(t.sent_at))
-                        .bind(t.count)
-                        .bind(&t.preview);
-                }
-                query.execute(&mut *tx).await?;
+                crate::bulk::bind(&*tx, sqlx::query(&sql), activity)
+                    .execute(&mut *tx)
+                    .await?;
             }
             for record in &fresh {
                 if let Some(event) = &record.consent {
@@ -1310,18 +1346,15 @@ impl Store {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT contact_id, last_inbound_at FROM conversations \
-             WHERE contact_id IN ({}) AND sender_id = ${} AND last_inbound_at IS NOT NULL",
-            crate::rows::placeholders(1, contacts.len()),
-            contacts.len() + 1
-        );
+        let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<(String, i64)> = read_pool!(self, |db| {
+            let (list, next) = crate::bulk::in_list(db, 1, contacts.len(), false);
+            let sql = format!(
+                "SELECT contact_id, last_inbound_at FROM conversations \
+                 WHERE contact_id {list} AND sender_id = ${next} AND last_inbound_at IS NOT NULL"
+            );
             let sql = crate::rows::sql_for(db, sql);
-            let mut query = sqlx::query_as(&sql);
-            for contact in contacts {
-                query = query.bind(contact.to_string());
-            }
+            let query = crate::bulk::bind_list(db, sqlx::query_as(&sql), contacts.clone());
             query.bind(sender.to_string()).fetch_all(db).await?
         });
         rows.into_iter()
@@ -1390,20 +1423,21 @@ impl Store {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT DISTINCT contact_id FROM messages WHERE sender_id = $1 \
-             AND business_initiated AND created_at >= $2 AND {counted} \
-             AND contact_id IN ({})",
-            crate::rows::placeholders(3, contacts.len())
-        );
+        let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<(String,)> = read_pool!(self, |db| {
-            let mut query = sqlx::query_as(&sql)
+            let (list, _) = crate::bulk::in_list(db, 3, contacts.len(), false);
+            let sql = format!(
+                "SELECT DISTINCT contact_id FROM messages WHERE sender_id = $1 \
+                 AND business_initiated AND created_at >= $2 AND {counted} \
+                 AND contact_id {list}"
+            );
+            let sql = crate::rows::sql_for(db, sql);
+            let query = sqlx::query_as(&sql)
                 .bind(sender.to_string())
                 .bind(ms(since));
-            for c in contacts {
-                query = query.bind(c.to_string());
-            }
-            query.fetch_all(db).await?
+            crate::bulk::bind_list(db, query, contacts.clone())
+                .fetch_all(db)
+                .await?
         });
         rows.into_iter()
             .map(|(c,)| parse("messages.contact_id", &c))
@@ -1462,20 +1496,17 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders = (1..=ids.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "{SELECT_JOINED} FROM messages m LEFT JOIN message_status_events e \
-             ON e.message_id = m.id WHERE m.id IN ({placeholders}) ORDER BY m.id, e.seq"
-        );
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let rows: Vec<MessageEventRow> = read_pool!(self, |db| {
-            let mut query = sqlx::query_as(&sql);
-            for id in ids {
-                query = query.bind(id.to_string());
-            }
-            query.fetch_all(db).await?
+            let (list, _) = crate::bulk::in_list(db, 1, ids.len(), false);
+            let sql = format!(
+                "{SELECT_JOINED} FROM messages m LEFT JOIN message_status_events e \
+                 ON e.message_id = m.id WHERE m.id {list} ORDER BY m.id, e.seq"
+            );
+            let sql = crate::rows::sql_for(db, sql);
+            crate::bulk::bind_list(db, sqlx::query_as(&sql), ids.clone())
+                .fetch_all(db)
+                .await?
         });
         fold_messages(rows)
     }
@@ -1506,23 +1537,28 @@ impl Store {
             let mut finished_together: HashSet<&str> = HashSet::new();
             let together: Vec<&SendCompletion> = completions.iter().filter(|c| simple(c)).collect();
             for chunk in together.chunks(ROWS) {
+                use crate::bulk::Kind;
+                const KINDS: [Kind; 3] = [Kind::Text, Kind::Text, Kind::Int];
+                let mut rows = crate::bulk::Rows::with_capacity(&KINDS, chunk.len());
+                for c in chunk {
+                    rows.push([
+                        c.lease.job.id.as_str().into(),
+                        c.lease.owner.as_str().into(),
+                        c.lease.job.attempt.into(),
+                    ]);
+                }
                 let sql = format!(
-                    "WITH v (id, owner, attempt) AS (VALUES {}) \
+                    "WITH v (id, owner, attempt) AS ({}) \
                      UPDATE jobs SET status = 'done', lease_owner = NULL, lease_until = NULL, \
                      updated_at = ${} FROM v WHERE jobs.id = v.id \
                      AND jobs.lease_owner = v.owner AND jobs.attempt = v.attempt \
                      AND jobs.status = 'running' RETURNING jobs.id",
-                    crate::rows::tuples(chunk.len(), 3),
-                    3 * chunk.len() + 1
+                    crate::bulk::source(&*tx, &rows, 1),
+                    crate::bulk::after(&*tx, &rows, 1)
                 );
                 let sql = crate::rows::sql_for(&*tx, sql);
-                let mut query = sqlx::query_as::<_, (String,)>(&sql);
-                for c in chunk {
-                    query = query
-                        .bind(&c.lease.job.id)
-                        .bind(&c.lease.owner)
-                        .bind(c.lease.job.attempt);
-                }
+                let query = sqlx::query_as::<_, (String,)>(&sql);
+                let query = crate::bulk::bind(&*tx, query, rows);
                 let finished: HashSet<String> = query
                     .bind(ms(now))
                     .fetch_all(&mut *tx)
@@ -1544,19 +1580,18 @@ impl Store {
                     continue;
                 }
                 // A campaign's recipients follow their messages (no rows for any other).
+                let (list, _) = crate::bulk::in_list(&*tx, 4, sent.len(), false);
                 let sql = format!(
                     "UPDATE campaign_recipients SET state = 'pending', sent_at = $1, \
                      next_at = $2 + 60000 * (SELECT response_timeout_minutes FROM campaigns \
                        WHERE id = campaign_id), code = NULL, reason = NULL, updated_at = $3 \
-                     WHERE message_id IN ({}) AND state IN ('queued', 'retry')",
-                    crate::rows::placeholders(4, sent.len())
+                     WHERE message_id {list} AND state IN ('queued', 'retry')"
                 );
                 let sql = crate::rows::sql_for(&*tx, sql);
-                let mut query = sqlx::query(&sql).bind(ms(now)).bind(ms(now)).bind(ms(now));
-                for id in &sent {
-                    query = query.bind(id);
-                }
-                query.execute(&mut *tx).await?;
+                let query = sqlx::query(&sql).bind(ms(now)).bind(ms(now)).bind(ms(now));
+                crate::bulk::bind_list(&*tx, query, sent)
+                    .execute(&mut *tx)
+                    .await?;
             }
             let mut held = Vec::with_capacity(completions.len());
             for c in completions {
@@ -1643,18 +1678,22 @@ impl Store {
         const ROWS: usize = 1000;
         let moved = write_tx!(self, |tx| {
             for chunk in sends.chunks(ROWS) {
+                use crate::bulk::Kind;
+                const KINDS: [Kind; 2] = [Kind::Text, Kind::Text];
+                let mut rows = crate::bulk::Rows::with_capacity(&KINDS, chunk.len());
+                for (message, provider_id, _) in chunk {
+                    rows.push([message.to_string().into(), provider_id.as_str().into()]);
+                }
                 let sql = format!(
-                    "WITH v (id, provider_message_id) AS (VALUES {}) \
+                    "WITH v (id, provider_message_id) AS ({}) \
                      UPDATE messages SET provider_message_id = v.provider_message_id FROM v \
                      WHERE messages.id = v.id AND messages.provider_message_id IS NULL",
-                    crate::rows::tuples(chunk.len(), 2)
+                    crate::bulk::source(&*tx, &rows, 1)
                 );
                 let sql = crate::rows::sql_for(&*tx, sql);
-                let mut query = sqlx::query(&sql);
-                for (message, provider_id, _) in chunk {
-                    query = query.bind(message.to_string()).bind(provider_id);
-                }
-                query.execute(&mut *tx).await?;
+                crate::bulk::bind(&*tx, sqlx::query(&sql), rows)
+                    .execute(&mut *tx)
+                    .await?;
             }
             // Nearly always every one of them is `sent`, without an error: those move
             // together; anything else goes one by one.
@@ -1670,22 +1709,33 @@ impl Store {
                 .map(|s| s.as_str())
                 .collect();
             for chunk in plain.chunks(ROWS) {
-                let values = crate::rows::tuples(chunk.len(), 2);
-                let statuses = crate::rows::placeholders(2 * chunk.len() + 1, from.len());
+                use crate::bulk::Kind;
+                const KINDS: [Kind; 2] = [Kind::Text, Kind::Int];
+                let mut rows = crate::bulk::Rows::with_capacity(&KINDS, chunk.len());
+                for (message, _, event) in chunk {
+                    rows.push([message.to_string().into(), ms(event.at).into()]);
+                }
+                let values = crate::bulk::source(&*tx, &rows, 1);
+                let (statuses, _) = crate::bulk::in_list(
+                    &*tx,
+                    crate::bulk::after(&*tx, &rows, 1),
+                    from.len(),
+                    false,
+                );
                 let sql = format!(
-                    "WITH v (id, at) AS (VALUES {values}) \
+                    "WITH v (id, at) AS ({values}) \
                      UPDATE messages SET status = 'sent', updated_at = v.at FROM v \
-                     WHERE messages.id = v.id AND messages.status IN ({statuses}) \
+                     WHERE messages.id = v.id AND messages.status {statuses} \
                      RETURNING messages.id"
                 );
                 let sql = crate::rows::sql_for(&*tx, sql);
-                let mut query = sqlx::query_as::<_, (String,)>(&sql);
-                for (message, _, event) in chunk {
-                    query = query.bind(message.to_string()).bind(ms(event.at));
-                }
-                for status in &from {
-                    query = query.bind(*status);
-                }
+                let query = sqlx::query_as::<_, (String,)>(&sql);
+                let query = crate::bulk::bind(&*tx, query, rows);
+                let query = crate::bulk::bind_list(
+                    &*tx,
+                    query,
+                    from.iter().map(|s| (*s).to_owned()).collect(),
+                );
                 let moved: HashSet<String> = query
                     .fetch_all(&mut *tx)
                     .await?
@@ -1702,20 +1752,23 @@ impl Store {
                 if moved.is_empty() {
                     continue;
                 }
+                const MOVED: [Kind; 2] = [Kind::Text, Kind::Int];
+                let mut rows = crate::bulk::Rows::with_capacity(&MOVED, moved.len());
+                for (id, at) in moved {
+                    rows.push([id.into(), at.into()]);
+                }
                 let sql = format!(
-                    "WITH v (id, at) AS (VALUES {}) \
+                    "WITH v (id, at) AS ({}) \
                      INSERT INTO message_status_events (message_id, seq, status, at) \
                      SELECT v.id, (SELECT COALESCE(MAX(e.seq), 0) + 1 \
                        FROM message_status_events e WHERE e.message_id = v.id), 'sent', v.at \
                      FROM v",
-                    crate::rows::tuples(moved.len(), 2)
+                    crate::bulk::source(&*tx, &rows, 1)
                 );
                 let sql = crate::rows::sql_for(&*tx, sql);
-                let mut query = sqlx::query(&sql);
-                for (id, at) in &moved {
-                    query = query.bind(id).bind(at);
-                }
-                query.execute(&mut *tx).await?;
+                crate::bulk::bind(&*tx, sqlx::query(&sql), rows)
+                    .execute(&mut *tx)
+                    .await?;
             }
             let ids: Vec<String> = sends.iter().map(|(m, _, _)| m.to_string()).collect();
             apply_early_statuses!(tx, &ids)

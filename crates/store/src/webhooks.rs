@@ -66,25 +66,38 @@ impl Store {
         const ROWS_PER_STATEMENT: usize = 1024;
         macro_rules! insert_webhooks {
             ($tx:ident, $chunk:expr) => {{
+                use crate::bulk::Kind;
+                const KINDS: [Kind; 6] = [
+                    Kind::Text,
+                    Kind::Text,
+                    Kind::Text,
+                    Kind::Text,
+                    Kind::Text,
+                    Kind::Int,
+                ];
                 let chunk: &[WebhookEvent] = $chunk;
+                let mut rows = crate::bulk::Rows::with_capacity(&KINDS, chunk.len());
+                for event in chunk {
+                    rows.push([
+                        event.id.as_str().into(),
+                        event.provider.as_str().into(),
+                        event.sender_id.clone().into(),
+                        event.dedupe_key.as_str().into(),
+                        event.body.as_str().into(),
+                        ms(event.received_at).into(),
+                    ]);
+                }
                 let sql = format!(
                     "INSERT INTO webhook_events (id, provider, sender_id, dedupe_key, body, \
-                     received_at) VALUES {} ON CONFLICT (provider, dedupe_key) DO NOTHING \
+                     received_at) {} ON CONFLICT (provider, dedupe_key) DO NOTHING \
                      RETURNING id",
-                    crate::rows::tuples(chunk.len(), 6)
+                    crate::bulk::source(&*$tx, &rows, 1)
                 );
                 let sql = crate::rows::sql_for(&*$tx, sql);
-                let mut query = sqlx::query_as::<_, (String,)>(&sql);
-                for event in chunk {
-                    query = query
-                        .bind(&event.id)
-                        .bind(&event.provider)
-                        .bind(&event.sender_id)
-                        .bind(&event.dedupe_key)
-                        .bind(&event.body)
-                        .bind(ms(event.received_at));
-                }
-                query.fetch_all(&mut *$tx).await?
+                let query = sqlx::query_as::<_, (String,)>(&sql);
+                crate::bulk::bind(&*$tx, query, rows)
+                    .fetch_all(&mut *$tx)
+                    .await?
             }};
         }
         if events.is_empty() {
@@ -119,22 +132,16 @@ impl Store {
         applying: &[&str],
         limit: i64,
     ) -> Result<Vec<WebhookEvent>> {
-        let except = match applying.len() {
-            0 => String::new(),
-            n => format!("AND id NOT IN ({})", crate::rows::placeholders(1, n)),
-        };
-        let sql = format!(
-            "SELECT id, provider, sender_id, dedupe_key, body, received_at, processed_at, \
-             outcome FROM webhook_events WHERE processed_at IS NULL {except} \
-             ORDER BY received_at, id LIMIT ${}",
-            applying.len() + 1
-        );
+        let except: Vec<String> = applying.iter().map(|id| (*id).to_owned()).collect();
         let rows: Vec<WebhookRow> = read_pool!(self.inbox(), |db| {
+            let (list, next) = crate::bulk::in_list(db, 1, except.len(), true);
+            let sql = format!(
+                "SELECT id, provider, sender_id, dedupe_key, body, received_at, processed_at, \
+                 outcome FROM webhook_events WHERE processed_at IS NULL AND id {list} \
+                 ORDER BY received_at, id LIMIT ${next}"
+            );
             let sql = crate::rows::sql_for(db, sql);
-            let mut query = sqlx::query_as(&sql);
-            for id in applying {
-                query = query.bind(*id);
-            }
+            let query = crate::bulk::bind_list(db, sqlx::query_as(&sql), except.clone());
             query.bind(limit).fetch_all(db).await?
         });
         Ok(rows.into_iter().map(WebhookEvent::from).collect())
@@ -157,16 +164,14 @@ impl Store {
         }
         macro_rules! mark {
             ($tx:ident, $outcome:expr, $ids:expr) => {{
-                let ids: &[&str] = $ids;
+                let ids: Vec<String> = $ids.iter().map(|id| (*id).to_owned()).collect();
+                let (list, _) = crate::bulk::in_list(&*$tx, 3, ids.len(), false);
                 let sql = format!(
                     "UPDATE webhook_events SET processed_at = $1, outcome = $2 \
-                     WHERE processed_at IS NULL AND id IN ({})",
-                    crate::rows::placeholders(3, ids.len())
+                     WHERE processed_at IS NULL AND id {list}"
                 );
-                let mut query = sqlx::query(&sql).bind(ms(now)).bind($outcome);
-                for id in ids {
-                    query = query.bind(*id);
-                }
+                let query = sqlx::query(&sql).bind(ms(now)).bind($outcome);
+                let query = crate::bulk::bind_list(&*$tx, query, ids);
                 query.execute(&mut *$tx).await?;
             }};
         }
@@ -194,6 +199,18 @@ impl Store {
                 .await?
         });
         Ok(n)
+    }
+
+    /// Whether any webhook waits to be processed: one row looked for, where counting them all
+    /// reads every one (and on PostgreSQL every entry of the processed ones the pending index
+    /// still holds until it is vacuumed).
+    pub async fn any_pending_webhooks(&self) -> Result<bool> {
+        let found: Option<(String,)> = read_pool!(self.inbox(), |db| {
+            sqlx::query_as("SELECT id FROM webhook_events WHERE processed_at IS NULL LIMIT 1")
+                .fetch_optional(db)
+                .await?
+        });
+        Ok(found.is_some())
     }
 
     pub async fn count_webhooks(&self) -> Result<i64> {
