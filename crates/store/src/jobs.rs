@@ -223,14 +223,22 @@ impl Store {
         lease: time::Duration,
         limit: i64,
     ) -> Result<Vec<Lease>> {
+        // Each state is looked up on its own, in the claim index's order, so that a claim
+        // reads as many jobs as it takes: answering the OR of the two, both engines read
+        // every job that matched (SQLite every job of the queue, the done ones too) and
+        // sorted them, 10,000 at a time when a campaign or a scheduled batch falls due.
         let due = match self.backend() {
             crate::Backend::Postgres => {
-                "SELECT id FROM jobs WHERE queue = $4 AND ((status = 'queued' AND run_at <= $3) \
-                 OR (status = 'running' AND lease_until < $3)) ORDER BY run_at, id LIMIT $5 \
-                 FOR UPDATE SKIP LOCKED"
+                "SELECT id FROM (\
+                 SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE queue = $4 \
+                   AND status = 'queued' AND run_at <= $3 ORDER BY run_at, id LIMIT $5 \
+                   FOR UPDATE SKIP LOCKED) queued \
+                 UNION ALL \
+                 SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE queue = $4 \
+                   AND status = 'running' AND lease_until < $3 ORDER BY run_at, id LIMIT $5 \
+                   FOR UPDATE SKIP LOCKED) expired\
+                 ) due ORDER BY run_at, id LIMIT $5"
             }
-            // SQLite answers the OR by reading every job of the queue, the done ones too
-            // (a million after a large campaign), so each state is looked up on its own.
             crate::Backend::Sqlite => {
                 "SELECT id FROM (\
                  SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE queue = $4 \

@@ -196,9 +196,58 @@ async fn dedupe_keys_make_enqueueing_idempotent(db: TestDb) {
     );
 }
 
+/// Claims take the due jobs oldest first, those due at the same moment in id order, and a
+/// job whose worker's lease ran out in its place among them; a job not yet due waits.
+async fn claims_take_due_jobs_in_order_ties_by_id(db: TestDb) {
+    let store = Store::open(db.url()).await.unwrap();
+    let t = now();
+    let earlier = t - Duration::seconds(30);
+    // Enqueued out of order: a batch due at one moment, one due earlier, one in the future.
+    let mut at_once: Vec<NewJob> = (0..5).map(|n| job(n, t)).collect();
+    at_once.reverse();
+    for j in &at_once {
+        store.enqueue(j, earlier).await.unwrap();
+    }
+    let first = job(10, earlier);
+    store.enqueue(&first, earlier).await.unwrap();
+    let future = job(11, t + Duration::hours(1));
+    store.enqueue(&future, earlier).await.unwrap();
+    // One of the batch is taken by a worker whose lease then runs out.
+    let mut ids: Vec<String> = at_once.iter().map(|j| j.id.clone()).collect();
+    ids.sort();
+    let lost = store
+        .claim_jobs("outbound", "gone", earlier, Duration::seconds(1), 1)
+        .await
+        .unwrap();
+    assert_eq!(lost[0].job.id, first.id, "the earliest first");
+
+    let claimed = |limit| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_jobs("outbound", "worker", t, Duration::minutes(5), limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| l.job.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut expected = vec![first.id.clone()];
+    expected.extend(ids[..2].iter().cloned());
+    assert_eq!(
+        claimed(3).await,
+        expected,
+        "the expired lease, then ties by id"
+    );
+    assert_eq!(claimed(10).await, ids[2..].to_vec());
+    assert!(claimed(10).await.is_empty(), "the future job waits");
+}
+
 both_backends!(
     concurrent_claimers_never_share_a_job,
     an_expired_lease_hands_the_job_over_and_fences_the_old_owner,
     retries_wait_and_dead_jobs_stay_dead,
     dedupe_keys_make_enqueueing_idempotent,
+    claims_take_due_jobs_in_order_ties_by_id,
 );
