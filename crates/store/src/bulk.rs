@@ -108,6 +108,37 @@ impl From<bool> for Cell {
     }
 }
 
+/// A cell as its column's kind says; a row built against its columns' kinds holds no other,
+/// and one that did would bind as NULL (or false) there, never as something else.
+impl Cell {
+    fn text(self) -> Option<String> {
+        match self {
+            Cell::Text(value) => value,
+            _ => None,
+        }
+    }
+
+    fn int(self) -> Option<i64> {
+        match self {
+            Cell::Int(value) => value,
+            _ => None,
+        }
+    }
+
+    fn boolean(self) -> bool {
+        matches!(self, Cell::Bool(true))
+    }
+
+    fn fits(&self, kind: Kind) -> bool {
+        matches!(
+            (self, kind),
+            (Cell::Text(_), Kind::Text | Kind::Json)
+                | (Cell::Int(_), Kind::Int)
+                | (Cell::Bool(_), Kind::Bool)
+        )
+    }
+}
+
 /// Rows of the same columns, row after row.
 #[derive(Debug)]
 pub(crate) struct Rows {
@@ -126,6 +157,12 @@ impl Rows {
     /// Appends a row, one cell a column, in the columns' order.
     pub(crate) fn push<const N: usize>(&mut self, row: [Cell; N]) {
         debug_assert_eq!(N, self.kinds.len(), "a row of the wrong width");
+        debug_assert!(
+            row.iter()
+                .zip(self.kinds)
+                .all(|(cell, kind)| cell.fits(*kind)),
+            "a cell of the wrong kind"
+        );
         self.cells.extend(row);
     }
 
@@ -263,37 +300,11 @@ impl Bulk for PgBulk {
             columns[i % width].push(cell);
         }
         for (kind, column) in rows.kinds.iter().zip(columns) {
+            let column = column.into_iter();
             query = match kind {
-                Kind::Text | Kind::Json => query.with(
-                    column
-                        .into_iter()
-                        .map(|c| match c {
-                            Cell::Text(v) => v,
-                            Cell::Int(v) => v.map(|v| v.to_string()),
-                            Cell::Bool(v) => Some(v.to_string()),
-                        })
-                        .collect::<Vec<Option<String>>>(),
-                ),
-                Kind::Int => query.with(
-                    column
-                        .into_iter()
-                        .map(|c| match c {
-                            Cell::Int(v) => v,
-                            Cell::Bool(v) => Some(i64::from(v)),
-                            Cell::Text(v) => v.and_then(|v| v.parse().ok()),
-                        })
-                        .collect::<Vec<Option<i64>>>(),
-                ),
-                Kind::Bool => query.with(
-                    column
-                        .into_iter()
-                        .map(|c| match c {
-                            Cell::Bool(v) => v,
-                            Cell::Int(v) => v.is_some_and(|v| v != 0),
-                            Cell::Text(v) => v.is_some_and(|v| v == "true"),
-                        })
-                        .collect::<Vec<bool>>(),
-                ),
+                Kind::Text | Kind::Json => query.with(column.map(Cell::text).collect::<Vec<_>>()),
+                Kind::Int => query.with(column.map(Cell::int).collect::<Vec<_>>()),
+                Kind::Bool => query.with(column.map(Cell::boolean).collect::<Vec<_>>()),
             };
         }
         query
