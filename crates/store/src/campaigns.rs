@@ -767,7 +767,7 @@ impl Store {
         }
         let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<(String,)> = read_pool!(self, |db| {
-            let (list, _) = crate::bulk::in_list(db, 2, contacts.len(), false);
+            let (list, _) = crate::bulk::in_list(db, 2, false);
             let sql = format!(
                 "SELECT DISTINCT r.contact_id FROM campaign_recipients r \
                  JOIN campaigns c ON c.id = r.campaign_id \

@@ -73,7 +73,7 @@ impl Store {
         }
         let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<ConsentRow> = read_pool!(self, |db| {
-            let (list, _) = crate::bulk::in_list(db, 2, contacts.len(), false);
+            let (list, _) = crate::bulk::in_list(db, 2, false);
             let sql = format!(
                 "SELECT id, contact_id, channel, status, source, evidence, actor, at \
                  FROM consent_events WHERE channel = $1 AND contact_id {list} ORDER BY at, id"

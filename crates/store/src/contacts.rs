@@ -237,7 +237,7 @@ impl Store {
         }
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let rows: Vec<ContactRow> = read_pool!(self, |db| {
-            let (list, _) = crate::bulk::in_list(db, 1, ids.len(), false);
+            let (list, _) = crate::bulk::in_list(db, 1, false);
             let sql = format!("SELECT {COLUMNS} FROM contacts WHERE id {list}");
             let sql = crate::rows::sql_for(db, sql);
             crate::bulk::bind_list(db, sqlx::query_as(&sql), ids.clone())
@@ -270,8 +270,8 @@ impl Store {
         let rows: Vec<ContactRow> = read_pool!(self, |db| {
             let mut terms = Vec::new();
             let mut next = 1;
-            for (column, values) in &lists {
-                let (list, after) = crate::bulk::in_list(db, next, values.len(), false);
+            for (column, _) in &lists {
+                let (list, after) = crate::bulk::in_list(db, next, false);
                 terms.push(format!("SELECT id FROM contacts WHERE {column} {list}"));
                 next = after;
             }

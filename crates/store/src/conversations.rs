@@ -341,7 +341,7 @@ impl Store {
         }
         let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<(String, String, Option<i64>)> = read_pool!(self, |db| {
-            let (list, _) = crate::bulk::in_list(db, 2, contacts.len(), false);
+            let (list, _) = crate::bulk::in_list(db, 2, false);
             let sql = format!(
                 "SELECT contact_id, id, last_inbound_at FROM conversations \
                  WHERE sender_id = $1 AND contact_id {list}"

@@ -609,7 +609,7 @@ macro_rules! lock_conversations {
         ids.sort_unstable();
         ids.dedup();
         for chunk in ids.chunks(ROWS) {
-            let (list, _) = $crate::bulk::in_list(&*$tx, 1, chunk.len(), false);
+            let (list, _) = $crate::bulk::in_list(&*$tx, 1, false);
             let sql = format!(
                 "SELECT id FROM conversations WHERE id {list} ORDER BY id FOR NO KEY UPDATE"
             );
@@ -1348,7 +1348,7 @@ impl Store {
         }
         let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<(String, i64)> = read_pool!(self, |db| {
-            let (list, next) = crate::bulk::in_list(db, 1, contacts.len(), false);
+            let (list, next) = crate::bulk::in_list(db, 1, false);
             let sql = format!(
                 "SELECT contact_id, last_inbound_at FROM conversations \
                  WHERE contact_id {list} AND sender_id = ${next} AND last_inbound_at IS NOT NULL"
@@ -1425,7 +1425,7 @@ impl Store {
         }
         let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<(String,)> = read_pool!(self, |db| {
-            let (list, _) = crate::bulk::in_list(db, 3, contacts.len(), false);
+            let (list, _) = crate::bulk::in_list(db, 3, false);
             let sql = format!(
                 "SELECT DISTINCT contact_id FROM messages WHERE sender_id = $1 \
                  AND business_initiated AND created_at >= $2 AND {counted} \
@@ -1498,7 +1498,7 @@ impl Store {
         }
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let rows: Vec<MessageEventRow> = read_pool!(self, |db| {
-            let (list, _) = crate::bulk::in_list(db, 1, ids.len(), false);
+            let (list, _) = crate::bulk::in_list(db, 1, false);
             let sql = format!(
                 "{SELECT_JOINED} FROM messages m LEFT JOIN message_status_events e \
                  ON e.message_id = m.id WHERE m.id {list} ORDER BY m.id, e.seq"
@@ -1580,7 +1580,7 @@ impl Store {
                     continue;
                 }
                 // A campaign's recipients follow their messages (no rows for any other).
-                let (list, _) = crate::bulk::in_list(&*tx, 4, sent.len(), false);
+                let (list, _) = crate::bulk::in_list(&*tx, 4, false);
                 let sql = format!(
                     "UPDATE campaign_recipients SET state = 'pending', sent_at = $1, \
                      next_at = $2 + 60000 * (SELECT response_timeout_minutes FROM campaigns \
@@ -1716,12 +1716,8 @@ impl Store {
                     rows.push([message.to_string().into(), ms(event.at).into()]);
                 }
                 let values = crate::bulk::source(&*tx, &rows, 1);
-                let (statuses, _) = crate::bulk::in_list(
-                    &*tx,
-                    crate::bulk::after(&*tx, &rows, 1),
-                    from.len(),
-                    false,
-                );
+                let (statuses, _) =
+                    crate::bulk::in_list(&*tx, crate::bulk::after(&*tx, &rows, 1), false);
                 let sql = format!(
                     "WITH v (id, at) AS ({values}) \
                      UPDATE messages SET status = 'sent', updated_at = v.at FROM v \

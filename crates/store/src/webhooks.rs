@@ -134,7 +134,7 @@ impl Store {
     ) -> Result<Vec<WebhookEvent>> {
         let except: Vec<String> = applying.iter().map(|id| (*id).to_owned()).collect();
         let rows: Vec<WebhookRow> = read_pool!(self.inbox(), |db| {
-            let (list, next) = crate::bulk::in_list(db, 1, except.len(), true);
+            let (list, next) = crate::bulk::in_list(db, 1, true);
             let sql = format!(
                 "SELECT id, provider, sender_id, dedupe_key, body, received_at, processed_at, \
                  outcome FROM webhook_events WHERE processed_at IS NULL AND id {list} \
@@ -165,7 +165,7 @@ impl Store {
         macro_rules! mark {
             ($tx:ident, $outcome:expr, $ids:expr) => {{
                 let ids: Vec<String> = $ids.iter().map(|id| (*id).to_owned()).collect();
-                let (list, _) = crate::bulk::in_list(&*$tx, 3, ids.len(), false);
+                let (list, _) = crate::bulk::in_list(&*$tx, 3, false);
                 let sql = format!(
                     "UPDATE webhook_events SET processed_at = $1, outcome = $2 \
                      WHERE processed_at IS NULL AND id {list}"
