@@ -51,47 +51,14 @@ impl Browser {
             );
             return None;
         }
-        let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let mut driver = DriverGuard(Some(driver));
-        wait_for_port(port, Duration::from_secs(20));
         let profile = tempfile::tempdir().expect("a profile directory");
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".to_owned(),
-            json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--disable-dev-shm-usage",
-                    format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
-        );
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .expect("a Chromium session");
+        let (client, driver) = session(&profile).await;
         let shots = screenshot_root().join(test);
         let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).expect("the screenshot directory");
         Some(Browser {
             client,
-            driver: driver.0.take().expect("the driver process"),
+            driver,
             _profile: profile,
             shots,
             step: 0,
@@ -298,6 +265,58 @@ impl Drop for Browser {
 }
 
 /// Kills chromedriver if starting the session fails part-way.
+/// Starts chromedriver and opens a Chromium session through it. A port found free can be
+/// taken by another process before chromedriver binds it (tests run side by side), which
+/// leaves nothing listening once the other lets go: the session is then refused, so a
+/// refused session is tried again with a new driver on a new port, a few times.
+async fn session(profile: &tempfile::TempDir) -> (Client, Child) {
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let mut driver = DriverGuard(Some(driver));
+        wait_for_port(port, Duration::from_secs(20));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        match ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return (client, driver.0.take().expect("the driver process")),
+            Err(error) if attempt < ATTEMPTS => {
+                eprintln!("a Chromium session was refused ({error}); trying a new driver");
+            }
+            Err(error) => panic!("a Chromium session: {error:?}"),
+        }
+    }
+}
+
 struct DriverGuard(Option<Child>);
 
 impl Drop for DriverGuard {
