@@ -349,13 +349,13 @@ pub(crate) fn in_list<C: OnEngine + ?Sized>(
     C::Bulk::in_list(first, negated)
 }
 
-/// [`Bulk::bind_list`] for the connection `_conn`'s engine.
-pub(crate) fn bind_list<'q, C: OnEngine + ?Sized, Q: Binds<'q, Db<C>>>(
+/// [`Bulk::bind_list`] for the connection `_conn`'s engine, the values as their text.
+pub(crate) fn bind_list<'q, C: OnEngine + ?Sized, Q: Binds<'q, Db<C>>, T: ToString>(
     _conn: &C,
     query: Q,
-    values: Vec<String>,
+    values: &[T],
 ) -> Q {
-    C::Bulk::bind_list(query, values)
+    C::Bulk::bind_list(query, values.iter().map(ToString::to_string).collect())
 }
 
 #[cfg(test)]
@@ -438,7 +438,7 @@ mod tests {
             let sql = format!("SELECT t FROM bulk_probe WHERE t {list} AND i > ${next} ORDER BY t");
             let sql = crate::rows::sql_for(db, sql);
             let values = vec!["a".to_owned(), "it's".to_owned(), "zzz".to_owned()];
-            bind_list(db, sqlx::query_as(&sql), values)
+            bind_list(db, sqlx::query_as(&sql), &values)
                 .bind(-10_i64)
                 .fetch_all(db)
                 .await?
@@ -446,7 +446,7 @@ mod tests {
         let (outside,): (i64,) = read_pool!(store, |db| {
             let (list, _) = in_list(db, 1, true);
             let sql = format!("SELECT COUNT(*) FROM bulk_probe WHERE t {list}");
-            bind_list(db, sqlx::query_as(&sql), vec!["a".to_owned()])
+            bind_list(db, sqlx::query_as(&sql), &["a"])
                 .fetch_one(db)
                 .await?
         });

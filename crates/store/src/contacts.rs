@@ -235,12 +235,11 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let rows: Vec<ContactRow> = read_pool!(self, |db| {
             let (list, _) = crate::bulk::in_list(db, 1, false);
             let sql = format!("SELECT {COLUMNS} FROM contacts WHERE id {list}");
             let sql = crate::rows::sql_for(db, sql);
-            crate::bulk::bind_list(db, sqlx::query_as(&sql), ids.clone())
+            crate::bulk::bind_list(db, sqlx::query_as(&sql), ids)
                 .fetch_all(db)
                 .await?
         });
@@ -255,14 +254,13 @@ impl Store {
         whatsapp_user_ids: &[&str],
         messenger_psids: &[&str],
     ) -> Result<Vec<Contact>> {
-        let lists: Vec<(&str, Vec<String>)> = [
+        let lists: Vec<(&str, &[&str])> = [
             ("phone", phones),
             ("whatsapp_user_id", whatsapp_user_ids),
             ("messenger_psid", messenger_psids),
         ]
         .into_iter()
         .filter(|(_, values)| !values.is_empty())
-        .map(|(column, values)| (column, values.iter().map(|v| (*v).to_owned()).collect()))
         .collect();
         if lists.is_empty() {
             return Ok(Vec::new());
@@ -282,7 +280,7 @@ impl Store {
             let sql = crate::rows::sql_for(db, sql);
             let mut query = sqlx::query_as(&sql);
             for (_, values) in &lists {
-                query = crate::bulk::bind_list(db, query, values.clone());
+                query = crate::bulk::bind_list(db, query, values);
             }
             query.fetch_all(db).await?
         });

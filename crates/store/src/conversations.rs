@@ -339,7 +339,6 @@ impl Store {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
-        let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<(String, String, Option<i64>)> = read_pool!(self, |db| {
             let (list, _) = crate::bulk::in_list(db, 2, false);
             let sql = format!(
@@ -348,7 +347,7 @@ impl Store {
             );
             let sql = crate::rows::sql_for(db, sql);
             let query = sqlx::query_as(&sql).bind(sender.to_string());
-            crate::bulk::bind_list(db, query, contacts.clone())
+            crate::bulk::bind_list(db, query, contacts)
                 .fetch_all(db)
                 .await?
         });

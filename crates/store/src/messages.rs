@@ -613,7 +613,7 @@ macro_rules! lock_conversations {
             let sql = format!(
                 "SELECT id FROM conversations WHERE id {list} ORDER BY id FOR NO KEY UPDATE"
             );
-            let query = $crate::bulk::bind_list(&*$tx, sqlx::query(&sql), chunk.to_vec());
+            let query = $crate::bulk::bind_list(&*$tx, sqlx::query(&sql), chunk);
             query.execute(&mut *$tx).await?;
         }
     }};
@@ -1346,7 +1346,6 @@ impl Store {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
-        let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<(String, i64)> = read_pool!(self, |db| {
             let (list, next) = crate::bulk::in_list(db, 1, false);
             let sql = format!(
@@ -1354,7 +1353,7 @@ impl Store {
                  WHERE contact_id {list} AND sender_id = ${next} AND last_inbound_at IS NOT NULL"
             );
             let sql = crate::rows::sql_for(db, sql);
-            let query = crate::bulk::bind_list(db, sqlx::query_as(&sql), contacts.clone());
+            let query = crate::bulk::bind_list(db, sqlx::query_as(&sql), contacts);
             query.bind(sender.to_string()).fetch_all(db).await?
         });
         rows.into_iter()
@@ -1423,7 +1422,6 @@ impl Store {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
-        let contacts: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows: Vec<(String,)> = read_pool!(self, |db| {
             let (list, _) = crate::bulk::in_list(db, 3, false);
             let sql = format!(
@@ -1435,7 +1433,7 @@ impl Store {
             let query = sqlx::query_as(&sql)
                 .bind(sender.to_string())
                 .bind(ms(since));
-            crate::bulk::bind_list(db, query, contacts.clone())
+            crate::bulk::bind_list(db, query, contacts)
                 .fetch_all(db)
                 .await?
         });
@@ -1496,7 +1494,6 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let rows: Vec<MessageEventRow> = read_pool!(self, |db| {
             let (list, _) = crate::bulk::in_list(db, 1, false);
             let sql = format!(
@@ -1504,7 +1501,7 @@ impl Store {
                  ON e.message_id = m.id WHERE m.id {list} ORDER BY m.id, e.seq"
             );
             let sql = crate::rows::sql_for(db, sql);
-            crate::bulk::bind_list(db, sqlx::query_as(&sql), ids.clone())
+            crate::bulk::bind_list(db, sqlx::query_as(&sql), ids)
                 .fetch_all(db)
                 .await?
         });
@@ -1589,7 +1586,7 @@ impl Store {
                 );
                 let sql = crate::rows::sql_for(&*tx, sql);
                 let query = sqlx::query(&sql).bind(ms(now)).bind(ms(now)).bind(ms(now));
-                crate::bulk::bind_list(&*tx, query, sent)
+                crate::bulk::bind_list(&*tx, query, &sent)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -1727,11 +1724,7 @@ impl Store {
                 let sql = crate::rows::sql_for(&*tx, sql);
                 let query = sqlx::query_as::<_, (String,)>(&sql);
                 let query = crate::bulk::bind(&*tx, query, rows);
-                let query = crate::bulk::bind_list(
-                    &*tx,
-                    query,
-                    from.iter().map(|s| (*s).to_owned()).collect(),
-                );
+                let query = crate::bulk::bind_list(&*tx, query, &from);
                 let moved: HashSet<String> = query
                     .fetch_all(&mut *tx)
                     .await?

@@ -132,7 +132,6 @@ impl Store {
         applying: &[&str],
         limit: i64,
     ) -> Result<Vec<WebhookEvent>> {
-        let except: Vec<String> = applying.iter().map(|id| (*id).to_owned()).collect();
         let rows: Vec<WebhookRow> = read_pool!(self.inbox(), |db| {
             let (list, next) = crate::bulk::in_list(db, 1, true);
             let sql = format!(
@@ -141,7 +140,7 @@ impl Store {
                  ORDER BY received_at, id LIMIT ${next}"
             );
             let sql = crate::rows::sql_for(db, sql);
-            let query = crate::bulk::bind_list(db, sqlx::query_as(&sql), except.clone());
+            let query = crate::bulk::bind_list(db, sqlx::query_as(&sql), applying);
             query.bind(limit).fetch_all(db).await?
         });
         Ok(rows.into_iter().map(WebhookEvent::from).collect())
@@ -164,7 +163,7 @@ impl Store {
         }
         macro_rules! mark {
             ($tx:ident, $outcome:expr, $ids:expr) => {{
-                let ids: Vec<String> = $ids.iter().map(|id| (*id).to_owned()).collect();
+                let ids: &[&str] = $ids;
                 let (list, _) = crate::bulk::in_list(&*$tx, 3, false);
                 let sql = format!(
                     "UPDATE webhook_events SET processed_at = $1, outcome = $2 \
