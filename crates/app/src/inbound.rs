@@ -25,6 +25,7 @@ use switchboard_store::messages::InboundRecord;
 use switchboard_store::StoreError;
 use time::OffsetDateTime;
 
+use crate::group_commit::Gather;
 use crate::idempotency::Created;
 use crate::sending::{send_as, SendInput, Sender, MAX_TEXT_CHARS};
 use crate::{AppError, AppState, Principal, Result};
@@ -83,9 +84,24 @@ pub(crate) struct Known {
     /// By sender: the contacts that may be in an open interaction with it. A sender listed
     /// here has none with anyone else in the batch.
     interactions: HashMap<SenderId, HashSet<ContactId>>,
+    /// Where the batch's messages are committed together, when its lanes say when they are
+    /// done.
+    gather: Option<Gather<InboundRecord, ()>>,
 }
 
 impl Known {
+    /// Commits the messages of `lanes` lanes applied side by side together; each lane calls
+    /// [`lane_done`](Self::lane_done) when it has applied all it will.
+    pub(crate) fn gather(&mut self, state: &AppState, lanes: usize) {
+        self.gather = Some(Gather::new(state.inbound().clone(), lanes));
+    }
+
+    pub(crate) async fn lane_done(&self) {
+        if let Some(gather) = &self.gather {
+            gather.done().await;
+        }
+    }
+
     /// Looks up the writers of a batch: (sender, its channel, the customer's address, their
     /// profile name). Customers writing for the first time get their contacts, and customers
     /// new to a sender their conversations, together: one transaction for the batch rather
@@ -561,7 +577,11 @@ async fn receive_from(
         job: download.clone(),
         answer,
     };
-    match state.inbound().commit(record).await {
+    let committed = match &known.gather {
+        Some(gather) => gather.commit(record).await,
+        None => state.inbound().commit(record).await,
+    };
+    match committed {
         Ok(()) => {
             state.publish(crate::events::LiveEvent::created(&message));
             if download.is_some() {

@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -311,14 +310,14 @@ const PROCESS_BATCH: usize = 256;
 /// Webhooks about one customer are applied one after another in the order received (a STOP
 /// then a START must end opted in); different customers' are applied concurrently.
 ///
-/// Batches overlap: while one is applied, the next is read and parsed beside it, and while
-/// the next one's writers are looked up, the one before is marked processed. Only the
-/// applying is strictly one batch after another, so that a batch looks its customers up
-/// after the one before has recorded them.
+/// Batches overlap: while one is applied, the next is read and parsed beside it, and the
+/// one applied before is marked processed beside the next one's lookups. Only the applying
+/// is strictly one batch after another, so that a batch looks its customers up after the
+/// one before has recorded them.
 pub async fn process_pending(state: &AppState) -> Result<usize> {
     let batch = PROCESS_BATCH;
     let mut next = read_batch(state.clone(), Vec::new(), batch).await?;
-    let mut applied = Vec::new();
+    let mut marking: Option<Marking> = None;
     let mut count = 0;
     while !next.is_empty() {
         let pending = std::mem::take(&mut next);
@@ -326,31 +325,56 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
         let applying: Vec<String> = pending.iter().map(|(id, _)| id.clone()).collect();
         let lanes = lanes(pending);
         let writers = writers(state, &lanes).await?;
-        let (marked, known) = tokio::join!(
-            mark(state, std::mem::take(&mut applied)),
-            Known::load(state, &writers)
-        );
-        marked?;
-        let known = &known?;
-        // The next batch leaves this one out: it is not marked processed yet.
-        let reading = tokio::spawn(read_batch(state.clone(), applying, batch));
+        let mut known = Known::load(state, &writers).await?;
+        known.gather(state, lanes.len());
+        let known = &known;
+        // The next batch leaves this one out, which is not marked processed yet, and is read
+        // once the one before it is: until then that one would be read again.
+        let before = marking.take();
+        let reading = tokio::spawn({
+            let state = state.clone();
+            async move {
+                finish(before).await?;
+                read_batch(state, applying, batch).await
+            }
+        });
         let (outcomes, failed) = apply_lanes(state, lanes, known, batch).await;
-        applied = outcomes;
+        marking = Some(tokio::spawn(mark(state.clone(), outcomes)));
         if let Some(error) = failed {
             // The failed webhook's customer's later webhooks wait for it: the batch read
-            // meanwhile may hold some, so it is dropped, and the next round reads again.
-            reading.abort();
-            mark(state, applied).await?;
+            // meanwhile may hold some, so it is dropped, and the next round reads again
+            // (once the batches before are marked, or they would be read again too).
+            reading
+                .await
+                .map_err(|e| stopped("reading the next webhooks", e))??;
+            finish(marking).await?;
             return Err(error);
         }
-        next = reading.await.map_err(|e| {
-            AppError::Internal(switchboard_store::StoreError::Batch(format!(
-                "reading the next webhooks stopped: {e}"
-            )))
-        })??;
+        next = reading
+            .await
+            .map_err(|e| stopped("reading the next webhooks", e))??;
     }
-    mark(state, applied).await?;
+    finish(marking).await?;
     Ok(count)
+}
+
+/// A batch being marked processed.
+type Marking = tokio::task::JoinHandle<Result<()>>;
+
+/// Waits for a batch to be marked processed, if one is being.
+async fn finish(marking: Option<Marking>) -> Result<()> {
+    match marking {
+        Some(marking) => marking
+            .await
+            .map_err(|e| stopped("marking webhooks processed", e))?,
+        None => Ok(()),
+    }
+}
+
+fn stopped(what: &str, error: tokio::task::JoinError) -> AppError {
+    AppError::Internal(switchboard_store::StoreError::Batch(format!(
+        "{what} stopped: {error}"
+    )))
 }
 
 /// A webhook read from the inbox, parsed: its id and its events.
@@ -458,8 +482,10 @@ async fn apply_lanes(
     known: &Known,
     batch: usize,
 ) -> (Vec<(String, String)>, Option<AppError>) {
-    let results: Vec<Vec<(String, Result<String>)>> = futures_util::stream::iter(lanes)
-        .map(|lane| async move {
+    // Every lane at once: the batch's messages are committed when every lane waits on its
+    // commit or is done, so a lane left unstarted would hold the others up for good.
+    let results: Vec<Vec<(String, Result<String>)>> =
+        futures_util::future::join_all(lanes.into_iter().map(|lane| async move {
             let mut done = Vec::with_capacity(lane.len());
             for (_, id, parsed) in lane {
                 let outcome = match parsed {
@@ -473,10 +499,9 @@ async fn apply_lanes(
                     break;
                 }
             }
+            known.lane_done().await;
             done
-        })
-        .buffer_unordered(batch)
-        .collect()
+        }))
         .await;
     let mut outcomes = Vec::with_capacity(batch);
     let mut first_error = None;
@@ -493,7 +518,7 @@ async fn apply_lanes(
 
 /// Marks webhooks applied, all in one write. Applying is idempotent, so webhooks applied
 /// before a crash and not yet marked are simply applied again, changing nothing.
-async fn mark(state: &AppState, outcomes: Vec<(String, String)>) -> Result<()> {
+async fn mark(state: AppState, outcomes: Vec<(String, String)>) -> Result<()> {
     state
         .store()
         .mark_webhooks_processed(&outcomes, state.now())
