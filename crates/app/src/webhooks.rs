@@ -194,8 +194,6 @@ async fn store(state: &AppState, provider: &str, sender: &Sender, body: &str) ->
         dedupe_key: hex::encode(Sha256::digest(body.as_bytes())),
         body: body.to_owned(),
         received_at: state.now(),
-        processed_at: None,
-        outcome: None,
     };
     let fresh = state
         .inbox()

@@ -215,8 +215,6 @@ async fn run(db: &TestDb, webhooks: usize, messages: usize) -> anyhow::Result<Fi
                     dedupe_key: switchboard_core::MessageId::new().to_string(),
                     body,
                     received_at: time::OffsetDateTime::now_utc(),
-                    processed_at: None,
-                    outcome: None,
                 }
             })
             .collect();

@@ -176,22 +176,32 @@ impl Rows {
 /// The engine a connection or pool speaks to.
 pub(crate) trait OnEngine {
     type Bulk: Bulk;
+    const BACKEND: crate::Backend;
 }
 
 impl OnEngine for sqlx::SqliteConnection {
     type Bulk = SqliteBulk;
+    const BACKEND: crate::Backend = crate::Backend::Sqlite;
 }
 
 impl OnEngine for sqlx::SqlitePool {
     type Bulk = SqliteBulk;
+    const BACKEND: crate::Backend = crate::Backend::Sqlite;
 }
 
 impl OnEngine for sqlx::PgConnection {
     type Bulk = PgBulk;
+    const BACKEND: crate::Backend = crate::Backend::Postgres;
 }
 
 impl OnEngine for sqlx::PgPool {
     type Bulk = PgBulk;
+    const BACKEND: crate::Backend = crate::Backend::Postgres;
+}
+
+/// The engine `conn` speaks to, where one statement's text differs between them.
+pub(crate) fn backend<C: OnEngine + ?Sized>(_conn: &C) -> crate::Backend {
+    C::BACKEND
 }
 
 type Db<C> = <<C as OnEngine>::Bulk as Bulk>::Db;

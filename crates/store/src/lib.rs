@@ -264,13 +264,31 @@ async fn move_webhooks_to_inbox(main: &SqliteBackend, inbox: &SqliteBackend) -> 
         .bind(&path)
         .execute(&mut *connection)
         .await?;
-    let copied = sqlx::query(
-        "INSERT INTO inbox.webhook_events (id, provider, sender_id, dedupe_key, body, \
-         received_at, processed_at, outcome) SELECT id, provider, sender_id, dedupe_key, body, \
-         received_at, processed_at, outcome FROM main.webhook_events WHERE true \
-         ON CONFLICT DO NOTHING",
-    )
-    .execute(&mut *connection)
+    // Every webhook copied is pending by the inbox's trigger; those processed here already
+    // take their outcomes across and are pending no more.
+    let copied = async {
+        let copied = sqlx::query(
+            "INSERT INTO inbox.webhook_events (id, provider, sender_id, dedupe_key, body, \
+             received_at) SELECT id, provider, sender_id, dedupe_key, body, received_at \
+             FROM main.webhook_events WHERE true ON CONFLICT DO NOTHING",
+        )
+        .execute(&mut *connection)
+        .await?;
+        sqlx::query(
+            "INSERT INTO inbox.webhook_outcomes (id, processed_at, outcome) \
+             SELECT id, processed_at, COALESCE(outcome, '') FROM main.webhook_events \
+             WHERE processed_at IS NOT NULL ON CONFLICT DO NOTHING",
+        )
+        .execute(&mut *connection)
+        .await?;
+        sqlx::query(
+            "DELETE FROM inbox.webhook_pending \
+             WHERE id IN (SELECT id FROM inbox.webhook_outcomes)",
+        )
+        .execute(&mut *connection)
+        .await?;
+        Ok::<_, sqlx::Error>(copied)
+    }
     .await;
     sqlx::query("DETACH DATABASE inbox")
         .execute(&mut *connection)
@@ -439,6 +457,8 @@ mod tests {
             let waiting = store.pending_webhooks(10).await.unwrap();
             assert_eq!(waiting.len(), 1);
             assert_eq!(waiting[0].id, "w-waiting");
+            let outcome = store.webhook_outcome("w-done").await.unwrap();
+            assert_eq!(outcome, Some((rows::at(5), "messages=1".to_owned())));
             let Store::Sqlite(main) = &store else {
                 unreachable!()
             };
@@ -451,6 +471,103 @@ mod tests {
             store.close().await;
         }
         assert!(inbox_path(options.get_filename()).exists());
+    }
+
+    /// Webhooks stored before the inbox kept its pending ones in a table of their own (main
+    /// migration 0020, SQLite's inbox 0002): those waiting still wait, in order, and those
+    /// processed keep their outcomes.
+    async fn webhooks_from_before_the_pending_table_keep_their_state(
+        db: switchboard_testkit::TestDb,
+    ) {
+        use sqlx::{ConnectOptions, Connection};
+
+        let rows = [
+            ("w-done", 1_i64, Some(5_i64)),
+            ("w-second", 3, None),
+            ("w-first", 2, None),
+        ];
+        let insert = "INSERT INTO webhook_events (id, provider, dedupe_key, body, received_at, \
+                      processed_at, outcome) VALUES ($1, 'whatsapp', $1, '{}', $2, $3, $4)";
+        if db.is_postgres() {
+            let mut older = sqlx::migrate!("./migrations/postgres");
+            older.migrations = older
+                .migrations
+                .iter()
+                .filter(|m| m.version < 20)
+                .cloned()
+                .collect();
+            let mut connection = sqlx::PgConnection::connect(db.url()).await.unwrap();
+            older.run(&mut connection).await.unwrap();
+            for (id, received_at, processed_at) in rows {
+                sqlx::query(insert)
+                    .bind(id)
+                    .bind(received_at)
+                    .bind(processed_at)
+                    .bind(processed_at.map(|_| "messages=1"))
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            connection.close().await.unwrap();
+        } else {
+            let main = SqliteConnectOptions::from_str(db.url()).unwrap();
+            let options = main
+                .clone()
+                .filename(inbox_path(main.get_filename()))
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal);
+            let mut older = sqlx::migrate!("./migrations/sqlite-inbox");
+            older.migrations = older
+                .migrations
+                .iter()
+                .filter(|m| m.version < 2)
+                .cloned()
+                .collect();
+            let mut connection = options.connect().await.unwrap();
+            older.run(&mut connection).await.unwrap();
+            for (id, received_at, processed_at) in rows {
+                sqlx::query(&insert.replace('$', "?"))
+                    .bind(id)
+                    .bind(received_at)
+                    .bind(processed_at)
+                    .bind(processed_at.map(|_| "messages=1"))
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            connection.close().await.unwrap();
+        }
+        let store = Store::open(db.url()).await.unwrap();
+        assert_eq!(store.count_webhooks().await.unwrap(), 3);
+        let waiting: Vec<String> = store
+            .pending_webhooks(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        assert_eq!(waiting, ["w-first", "w-second"]);
+        assert_eq!(
+            store.webhook_outcome("w-done").await.unwrap(),
+            Some((rows::at(5), "messages=1".to_owned()))
+        );
+        assert_eq!(store.webhook_outcome("w-first").await.unwrap(), None);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_webhooks_from_before_the_pending_table_keep_their_state() {
+        webhooks_from_before_the_pending_table_keep_their_state(
+            switchboard_testkit::TestDb::sqlite(),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn postgres_webhooks_from_before_the_pending_table_keep_their_state() {
+        if let Some(db) = switchboard_testkit::TestDb::postgres().await {
+            webhooks_from_before_the_pending_table_keep_their_state(db).await;
+        }
     }
 
     /// The inbox searches conversations, so a message is in the SQLite search index exactly

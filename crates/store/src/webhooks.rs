@@ -1,5 +1,7 @@
 //! The webhook inbox: provider webhooks are committed here before they are answered, so none is
-//! lost, and each body is kept once however often the provider delivers it.
+//! lost, and each body is kept once however often the provider delivers it. A webhook's row is
+//! never changed: until it is processed its id waits in `webhook_pending`, and what processing
+//! came to is kept in `webhook_outcomes`.
 
 use time::OffsetDateTime;
 
@@ -18,8 +20,6 @@ pub struct WebhookEvent {
     pub dedupe_key: String,
     pub body: String,
     pub received_at: OffsetDateTime,
-    pub processed_at: Option<OffsetDateTime>,
-    pub outcome: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -30,8 +30,6 @@ struct WebhookRow {
     dedupe_key: String,
     body: String,
     received_at: i64,
-    processed_at: Option<i64>,
-    outcome: Option<String>,
 }
 
 impl From<WebhookRow> for WebhookEvent {
@@ -43,8 +41,6 @@ impl From<WebhookRow> for WebhookEvent {
             dedupe_key: r.dedupe_key,
             body: r.body,
             received_at: at(r.received_at),
-            processed_at: r.processed_at.map(at),
-            outcome: r.outcome,
         }
     }
 }
@@ -87,12 +83,21 @@ impl Store {
                         ms(event.received_at).into(),
                     ]);
                 }
-                let sql = format!(
+                let insert = format!(
                     "INSERT INTO webhook_events (id, provider, sender_id, dedupe_key, body, \
-                     received_at) {} ON CONFLICT (provider, dedupe_key) DO NOTHING \
-                     RETURNING id",
+                     received_at) {} ON CONFLICT (provider, dedupe_key) DO NOTHING",
                     crate::bulk::source(&*$tx, &rows, 1)
                 );
+                // A new webhook is pending: by a trigger on SQLite, here in the same
+                // statement on PostgreSQL.
+                let sql = match crate::bulk::backend(&*$tx) {
+                    crate::Backend::Sqlite => format!("{insert} RETURNING id"),
+                    crate::Backend::Postgres => format!(
+                        "WITH fresh AS ({insert} RETURNING id, received_at), \
+                         pending AS (INSERT INTO webhook_pending (id, received_at) \
+                         SELECT id, received_at FROM fresh) SELECT id FROM fresh"
+                    ),
+                };
                 let sql = crate::rows::sql_for(&*$tx, sql);
                 let query = sqlx::query_as::<_, (String,)>(&sql);
                 crate::bulk::bind(&*$tx, query, rows)
@@ -135,9 +140,9 @@ impl Store {
         let rows: Vec<WebhookRow> = read_pool!(self.inbox(), |db| {
             let (list, next) = crate::bulk::in_list(db, 1, true);
             let sql = format!(
-                "SELECT id, provider, sender_id, dedupe_key, body, received_at, processed_at, \
-                 outcome FROM webhook_events WHERE processed_at IS NULL AND id {list} \
-                 ORDER BY received_at, id LIMIT ${next}"
+                "SELECT e.id, e.provider, e.sender_id, e.dedupe_key, e.body, e.received_at \
+                 FROM webhook_pending p JOIN webhook_events e ON e.id = p.id \
+                 WHERE p.id {list} ORDER BY p.received_at, p.id LIMIT ${next}"
             );
             let sql = crate::rows::sql_for(db, sql);
             let query = crate::bulk::bind_list(db, sqlx::query_as(&sql), applying);
@@ -146,7 +151,8 @@ impl Store {
         Ok(rows.into_iter().map(WebhookEvent::from).collect())
     }
 
-    /// Records many processed webhooks, with their outcomes, all at once.
+    /// Records many processed webhooks, with their outcomes, all at once. A webhook marked
+    /// before keeps its first outcome.
     pub async fn mark_webhooks_processed(
         &self,
         outcomes: &[(String, String)],
@@ -165,18 +171,43 @@ impl Store {
             ($tx:ident, $outcome:expr, $ids:expr) => {{
                 let ids: &[&str] = $ids;
                 let (list, _) = crate::bulk::in_list(&*$tx, 3, false);
-                let sql = format!(
-                    "UPDATE webhook_events SET processed_at = $1, outcome = $2 \
-                     WHERE processed_at IS NULL AND id {list}"
-                );
-                let query = sqlx::query(&sql).bind(ms(now)).bind($outcome);
-                let query = crate::bulk::bind_list(&*$tx, query, ids);
-                query.execute(&mut *$tx).await?;
+                match crate::bulk::backend(&*$tx) {
+                    // No data-modifying WITH on SQLite: the outcomes, then the pending gone.
+                    crate::Backend::Sqlite => {
+                        let sql = format!(
+                            "INSERT INTO webhook_outcomes (id, processed_at, outcome) \
+                             SELECT id, $1, $2 FROM webhook_pending WHERE id {list} \
+                             ON CONFLICT DO NOTHING"
+                        );
+                        let query = sqlx::query(&sql).bind(ms(now)).bind($outcome);
+                        let query = crate::bulk::bind_list(&*$tx, query, ids);
+                        query.execute(&mut *$tx).await?;
+                        let (list, _) = crate::bulk::in_list(&*$tx, 1, false);
+                        let sql = format!("DELETE FROM webhook_pending WHERE id {list}");
+                        let query = crate::bulk::bind_list(&*$tx, sqlx::query(&sql), ids);
+                        query.execute(&mut *$tx).await?;
+                    }
+                    crate::Backend::Postgres => {
+                        let sql = format!(
+                            "WITH done AS (DELETE FROM webhook_pending WHERE id {list} \
+                             RETURNING id) INSERT INTO webhook_outcomes (id, processed_at, \
+                             outcome) SELECT id, $1, $2 FROM done ON CONFLICT DO NOTHING"
+                        );
+                        let query = sqlx::query(&sql).bind(ms(now)).bind($outcome);
+                        let query = crate::bulk::bind_list(&*$tx, query, ids);
+                        query.execute(&mut *$tx).await?;
+                    }
+                }
             }};
         }
         match by_outcome.iter().next() {
-            // The usual batch: one outcome for all, one statement, no transaction around it.
-            Some((outcome, ids)) if by_outcome.len() == 1 && ids.len() <= MARK_CHUNK => {
+            // The usual batch on PostgreSQL: one outcome for all, one statement, no
+            // transaction around it.
+            Some((outcome, ids))
+                if by_outcome.len() == 1
+                    && ids.len() <= MARK_CHUNK
+                    && self.backend() == crate::Backend::Postgres =>
+            {
                 write_one!(self.inbox(), |db| mark!(db, *outcome, ids));
             }
             _ => write_tx!(self.inbox(), |tx| {
@@ -190,10 +221,21 @@ impl Store {
         Ok(())
     }
 
+    /// When a webhook was processed and what it came to; `None` while it waits.
+    pub async fn webhook_outcome(&self, id: &str) -> Result<Option<(OffsetDateTime, String)>> {
+        let row: Option<(i64, String)> = read_pool!(self.inbox(), |db| {
+            sqlx::query_as("SELECT processed_at, outcome FROM webhook_outcomes WHERE id = $1")
+                .bind(id)
+                .fetch_optional(db)
+                .await?
+        });
+        Ok(row.map(|(processed_at, outcome)| (at(processed_at), outcome)))
+    }
+
     /// Webhooks stored and not yet processed.
     pub async fn count_pending_webhooks(&self) -> Result<i64> {
         let (n,): (i64,) = read_pool!(self.inbox(), |db| {
-            sqlx::query_as("SELECT COUNT(*) FROM webhook_events WHERE processed_at IS NULL")
+            sqlx::query_as("SELECT COUNT(*) FROM webhook_pending")
                 .fetch_one(db)
                 .await?
         });
@@ -201,11 +243,10 @@ impl Store {
     }
 
     /// Whether any webhook waits to be processed: one row looked for, where counting them all
-    /// reads every one (and on PostgreSQL every entry of the processed ones the pending index
-    /// still holds until it is vacuumed).
+    /// reads every one (and on PostgreSQL every row processed but not yet vacuumed away).
     pub async fn any_pending_webhooks(&self) -> Result<bool> {
         let found: Option<(String,)> = read_pool!(self.inbox(), |db| {
-            sqlx::query_as("SELECT id FROM webhook_events WHERE processed_at IS NULL LIMIT 1")
+            sqlx::query_as("SELECT id FROM webhook_pending LIMIT 1")
                 .fetch_optional(db)
                 .await?
         });

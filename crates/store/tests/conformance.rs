@@ -759,8 +759,6 @@ fn webhook(n: usize) -> WebhookEvent {
         dedupe_key: format!("digest-{n}"),
         body: format!("{{\"n\": {n}}}"),
         received_at: now(),
-        processed_at: None,
-        outcome: None,
     }
 }
 
@@ -805,20 +803,60 @@ async fn the_webhook_inbox_keeps_each_body_once_in_batches_of_any_size(db: TestD
         .unwrap();
     assert_eq!(but_first, vec![pending[0].clone(), pending[2].clone()]);
 
-    // Marked with one outcome (one statement), then with two (a transaction).
+    // Marked with one outcome, then with two.
+    let marked_at = now();
     let one: Vec<(String, String)> = pending[..10]
         .iter()
         .map(|w| (w.id.clone(), "messages=1".to_owned()))
         .collect();
-    store.mark_webhooks_processed(&one, now()).await.unwrap();
+    store
+        .mark_webhooks_processed(&one, marked_at)
+        .await
+        .unwrap();
     let two: Vec<(String, String)> = pending[10..]
         .iter()
         .enumerate()
         .map(|(i, w)| (w.id.clone(), format!("messages={}", i % 2)))
         .collect();
-    store.mark_webhooks_processed(&two, now()).await.unwrap();
+    store
+        .mark_webhooks_processed(&two, marked_at)
+        .await
+        .unwrap();
     assert_eq!(store.count_pending_webhooks().await.unwrap(), 0);
+    assert!(!store.any_pending_webhooks().await.unwrap());
     assert!(store.pending_webhooks(10).await.unwrap().is_empty());
+    assert_eq!(
+        store.webhook_outcome(&pending[0].id).await.unwrap(),
+        Some((marked_at, "messages=1".to_owned()))
+    );
+    assert_eq!(
+        store.webhook_outcome(&pending[11].id).await.unwrap(),
+        Some((marked_at, "messages=1".to_owned()))
+    );
+    // Marked again (applied twice, by two nodes say): the first outcome stands.
+    store
+        .mark_webhooks_processed(&[(pending[0].id.clone(), "other".to_owned())], now())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.webhook_outcome(&pending[0].id).await.unwrap(),
+        Some((marked_at, "messages=1".to_owned()))
+    );
+    // A body delivered again is not pending again.
+    let again: Vec<_> = (0..3).map(webhook).collect();
+    assert_eq!(
+        store.store_webhooks(&again).await.unwrap(),
+        vec![false, false, false]
+    );
+    assert!(!store.any_pending_webhooks().await.unwrap());
+    // A new one is, and has no outcome yet.
+    let fresh = webhook(5_000);
+    assert!(store.store_webhook(&fresh).await.unwrap());
+    assert_eq!(
+        store.pending_webhooks(10).await.unwrap(),
+        vec![fresh.clone()]
+    );
+    assert_eq!(store.webhook_outcome(&fresh.id).await.unwrap(), None);
 }
 
 async fn the_log_is_copied_into_the_database_beside_the_writer(db: TestDb) {

@@ -408,8 +408,6 @@ async fn a_backlog_of_several_batches_is_applied_once_and_in_order(db: TestDb) {
             body: String::from_utf8(body(n)).unwrap(),
             // Several share a millisecond: the id orders them.
             received_at: first + time::Duration::milliseconds((n / 4) as i64),
-            processed_at: None,
-            outcome: None,
         })
         .collect();
     app.store().store_webhooks(&backlog).await.unwrap();
