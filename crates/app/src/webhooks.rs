@@ -341,10 +341,11 @@ pub async fn process_pending(state: &AppState) -> Result<usize> {
         if let Some(error) = failed {
             // The failed webhook's customer's later webhooks wait for it: the batch read
             // meanwhile may hold some, so it is dropped, and the next round reads again
-            // (once the batches before are marked, or they would be read again too).
-            reading
-                .await
-                .map_err(|e| stopped("reading the next webhooks", e))??;
+            // (once the batch before is marked, or it would be read again too). What the
+            // read found is dropped; only its waiting for that mark counts here.
+            if let Ok(Err(read)) = reading.await {
+                tracing::warn!(error = ?read, "reading the next webhooks failed");
+            }
             finish(marking).await?;
             return Err(error);
         }

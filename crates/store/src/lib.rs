@@ -416,6 +416,18 @@ mod tests {
         );
     }
 
+    /// `migrator` without its migrations from `version` on: a database as an older build left
+    /// it.
+    fn before(mut migrator: sqlx::migrate::Migrator, version: i64) -> sqlx::migrate::Migrator {
+        migrator.migrations = migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version < version)
+            .cloned()
+            .collect();
+        migrator
+    }
+
     /// A database from before the inbox had a file of its own: its webhooks, processed or
     /// waiting, are in the inbox after the upgrade, once, and the old table is gone.
     #[tokio::test]
@@ -428,13 +440,7 @@ mod tests {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal);
         {
-            let mut older = sqlx::migrate!("./migrations/sqlite");
-            older.migrations = older
-                .migrations
-                .iter()
-                .filter(|m| m.version < 15)
-                .cloned()
-                .collect();
+            let older = before(sqlx::migrate!("./migrations/sqlite"), 15);
             let mut connection = options.connect().await.unwrap();
             older.run(&mut connection).await.unwrap();
             for (id, processed_at) in [("w-done", Some(5_i64)), ("w-waiting", None)] {
@@ -486,29 +492,30 @@ mod tests {
             ("w-second", 3, None),
             ("w-first", 2, None),
         ];
-        let insert = "INSERT INTO webhook_events (id, provider, dedupe_key, body, received_at, \
-                      processed_at, outcome) VALUES ($1, 'whatsapp', $1, '{}', $2, $3, $4)";
-        if db.is_postgres() {
-            let mut older = sqlx::migrate!("./migrations/postgres");
-            older.migrations = older
-                .migrations
-                .iter()
-                .filter(|m| m.version < 20)
-                .cloned()
-                .collect();
-            let mut connection = sqlx::PgConnection::connect(db.url()).await.unwrap();
-            older.run(&mut connection).await.unwrap();
-            for (id, received_at, processed_at) in rows {
-                sqlx::query(insert)
+        macro_rules! insert_webhooks {
+            ($connection:ident) => {
+                for (id, received_at, processed_at) in rows {
+                    sqlx::query(
+                        "INSERT INTO webhook_events (id, provider, dedupe_key, body, \
+                         received_at, processed_at, outcome) \
+                         VALUES ($1, 'whatsapp', $1, '{}', $2, $3, $4)",
+                    )
                     .bind(id)
                     .bind(received_at)
                     .bind(processed_at)
                     .bind(processed_at.map(|_| "messages=1"))
-                    .execute(&mut connection)
+                    .execute(&mut $connection)
                     .await
                     .unwrap();
-            }
-            connection.close().await.unwrap();
+                }
+                $connection.close().await.unwrap();
+            };
+        }
+        if db.is_postgres() {
+            let older = before(sqlx::migrate!("./migrations/postgres"), 20);
+            let mut connection = sqlx::PgConnection::connect(db.url()).await.unwrap();
+            older.run(&mut connection).await.unwrap();
+            insert_webhooks!(connection);
         } else {
             let main = SqliteConnectOptions::from_str(db.url()).unwrap();
             let options = main
@@ -516,26 +523,10 @@ mod tests {
                 .filename(inbox_path(main.get_filename()))
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal);
-            let mut older = sqlx::migrate!("./migrations/sqlite-inbox");
-            older.migrations = older
-                .migrations
-                .iter()
-                .filter(|m| m.version < 2)
-                .cloned()
-                .collect();
+            let older = before(sqlx::migrate!("./migrations/sqlite-inbox"), 2);
             let mut connection = options.connect().await.unwrap();
             older.run(&mut connection).await.unwrap();
-            for (id, received_at, processed_at) in rows {
-                sqlx::query(&insert.replace('$', "?"))
-                    .bind(id)
-                    .bind(received_at)
-                    .bind(processed_at)
-                    .bind(processed_at.map(|_| "messages=1"))
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-            }
-            connection.close().await.unwrap();
+            insert_webhooks!(connection);
         }
         let store = Store::open(db.url()).await.unwrap();
         assert_eq!(store.count_webhooks().await.unwrap(), 3);
