@@ -213,7 +213,31 @@ fn fold_messages(rows: Vec<MessageEventRow>) -> Result<Vec<Message>> {
             });
         }
     }
+    for message in &mut messages {
+        if message.direction == Direction::Inbound
+            && message.status_history.first().map(|e| e.status) != Some(DeliveryStatus::Received)
+        {
+            message.status_history.insert(0, receipt(message));
+        }
+    }
     Ok(messages)
+}
+
+/// An inbound message's first event: received when it was recorded. Its row's `created_at`
+/// says as much, so it is not stored as an event of its own (one row fewer on the busiest
+/// write there is) and is put back as the message is read. Messages recorded before keep
+/// theirs stored, and are read the same.
+fn receipt(message: &Message) -> StatusEvent {
+    StatusEvent {
+        status: DeliveryStatus::Received,
+        at: message.created_at,
+        error: None,
+    }
+}
+
+/// Whether the `index`th event of a message is its implied receipt, not stored.
+pub(crate) fn implied(message: &Message, index: usize, event: &StatusEvent) -> bool {
+    index == 0 && message.direction == Direction::Inbound && *event == receipt(message)
 }
 
 const SELECT_JOINED: &str = "SELECT m.id, m.direction, m.channel, m.sender_id, m.contact_id, \
@@ -348,6 +372,7 @@ macro_rules! insert_message_rows {
                 m.status_history
                     .iter()
                     .enumerate()
+                    .filter(|(seq, event)| !$crate::messages::implied(m, *seq, event))
                     .map(move |(seq, event)| (id.clone(), seq as i64 + 1, event))
             })
             .collect();

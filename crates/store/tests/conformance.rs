@@ -736,6 +736,48 @@ async fn messages_are_filtered_and_paged(db: TestDb) {
     assert_eq!(second.next_after, None);
 }
 
+/// An inbound message's receipt is its row's own creation, not an event row of its own: it
+/// reads back as written, alone and listed; a receipt at another moment than the row's (as
+/// messages recorded before kept theirs) is stored and read back once, not twice.
+async fn an_inbound_message_reads_back_with_its_receipt(db: TestDb) {
+    let store = open(&db).await;
+    let wa = whatsapp_sender("5002");
+    store.create_sender(&wa).await.unwrap();
+    let a = contact("+442079460957");
+    store.create_contact(&a, None).await.unwrap();
+    let inbound = |text: &str| {
+        let mut m = outbound(&wa, &a, text);
+        m.direction = Direction::Inbound;
+        m.status = DeliveryStatus::Received;
+        m.status_history[0].status = DeliveryStatus::Received;
+        m
+    };
+    let implied = inbound("hello");
+    assert_eq!(implied.status_history[0].at, implied.created_at);
+    store.insert_message(&implied).await.unwrap();
+    assert_eq!(store.get_message(implied.id).await.unwrap(), implied);
+
+    let mut stored = inbound("hello again");
+    stored.created_at = now() - Duration::minutes(5);
+    stored.updated_at = stored.created_at;
+    store.insert_message(&stored).await.unwrap();
+    assert_eq!(store.get_message(stored.id).await.unwrap(), stored);
+
+    let listed = store
+        .list_messages(
+            &MessageFilter {
+                direction: Some(Direction::Inbound),
+                ..Default::default()
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    let mut found: Vec<Message> = listed.items;
+    found.sort_by_key(|m| m.created_at);
+    assert_eq!(found, vec![stored, implied]);
+}
+
 async fn data_survives_reopening(db: TestDb) {
     let s = whatsapp_sender("6001");
     let c = contact("+442079460958");
@@ -893,4 +935,5 @@ both_backends!(
     messages_keep_a_forward_only_timeline,
     messages_are_filtered_and_paged,
     data_survives_reopening,
+    an_inbound_message_reads_back_with_its_receipt,
 );
