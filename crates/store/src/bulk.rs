@@ -176,32 +176,27 @@ impl Rows {
 /// The engine a connection or pool speaks to.
 pub(crate) trait OnEngine {
     type Bulk: Bulk;
-    const BACKEND: crate::Backend;
 }
 
 impl OnEngine for sqlx::SqliteConnection {
     type Bulk = SqliteBulk;
-    const BACKEND: crate::Backend = crate::Backend::Sqlite;
 }
 
 impl OnEngine for sqlx::SqlitePool {
     type Bulk = SqliteBulk;
-    const BACKEND: crate::Backend = crate::Backend::Sqlite;
 }
 
 impl OnEngine for sqlx::PgConnection {
     type Bulk = PgBulk;
-    const BACKEND: crate::Backend = crate::Backend::Postgres;
 }
 
 impl OnEngine for sqlx::PgPool {
     type Bulk = PgBulk;
-    const BACKEND: crate::Backend = crate::Backend::Postgres;
 }
 
 /// The engine `conn` speaks to, where one statement's text differs between them.
 pub(crate) fn backend<C: OnEngine + ?Sized>(_conn: &C) -> crate::Backend {
-    C::BACKEND
+    <C::Bulk as Bulk>::BACKEND
 }
 
 type Db<C> = <<C as OnEngine>::Bulk as Bulk>::Db;
@@ -209,6 +204,7 @@ type Db<C> = <<C as OnEngine>::Bulk as Bulk>::Db;
 /// An engine's way with [`Rows`].
 pub(crate) trait Bulk {
     type Db: Database;
+    const BACKEND: crate::Backend;
 
     /// The rows as a source for `INSERT INTO t (...) <source>` or `WITH v (...) AS (<source>)`,
     /// their parameters numbered from `first`.
@@ -233,6 +229,7 @@ pub(crate) struct SqliteBulk;
 
 impl Bulk for SqliteBulk {
     type Db = Sqlite;
+    const BACKEND: crate::Backend = crate::Backend::Sqlite;
 
     fn source(rows: &Rows, first: usize) -> String {
         let width = rows.kinds.len();
@@ -288,6 +285,7 @@ pub(crate) struct PgBulk;
 
 impl Bulk for PgBulk {
     type Db = Postgres;
+    const BACKEND: crate::Backend = crate::Backend::Postgres;
 
     fn source(rows: &Rows, first: usize) -> String {
         let arrays: Vec<String> = rows
